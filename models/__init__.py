@@ -1,0 +1,60 @@
+"""SQLModel tables and pure domain rules. Imports nothing from `service`."""
+
+from models.audit import AuditEvent
+from models.base import metadata
+from models.flags import Flag, FlagEvent
+from models.journeys import Journey, JourneyMember
+from models.offers import Offer, OfferArea, OfferResponsibility
+from models.organisations import (
+    Alliance,
+    AllianceManager,
+    AllianceMember,
+    ApiClient,
+    Cis2RoleMapping,
+    LoginSession,
+    Membership,
+    Organisation,
+    OrganisationResponsibility,
+    Responsibility,
+    Team,
+    User,
+    UserIdentity,
+)
+from models.outbox import IdempotencyRecord, OutboxMessage, WebhookSubscription
+from models.people import Consent, Person, PersonNeed
+from models.referrals import Contact, Note, Referral, ReferralEvent
+
+__all__ = [
+    "Alliance",
+    "AllianceManager",
+    "AllianceMember",
+    "ApiClient",
+    "AuditEvent",
+    "Cis2RoleMapping",
+    "Consent",
+    "Contact",
+    "Flag",
+    "FlagEvent",
+    "IdempotencyRecord",
+    "Journey",
+    "JourneyMember",
+    "LoginSession",
+    "Membership",
+    "Note",
+    "Offer",
+    "OfferArea",
+    "OfferResponsibility",
+    "Organisation",
+    "OrganisationResponsibility",
+    "OutboxMessage",
+    "Person",
+    "PersonNeed",
+    "Referral",
+    "ReferralEvent",
+    "Responsibility",
+    "Team",
+    "User",
+    "UserIdentity",
+    "WebhookSubscription",
+    "metadata",
+]

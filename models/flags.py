@@ -1,0 +1,75 @@
+"""Flags: "specialist statutory pick-up needed" (FHIR Flag)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from models.base import in_list
+from models.types import BigIntegerKey, UTCDateTime, utcnow
+from models.vocab import CONCERN_CATEGORIES, FLAG_OUTCOMES, FLAG_STATES, FLAG_TRIGGERS, URGENCIES
+
+
+class Flag(SQLModel, table=True):
+    __tablename__ = "flag"
+    __table_args__ = (
+        sa.CheckConstraint(in_list("trigger", FLAG_TRIGGERS), name="trigger"),
+        sa.CheckConstraint(in_list("urgency", URGENCIES), name="urgency"),
+        sa.CheckConstraint(in_list("status", FLAG_STATES), name="status"),
+        sa.CheckConstraint(
+            f"category IS NULL OR {in_list('category', CONCERN_CATEGORIES)}", name="category"
+        ),
+        sa.CheckConstraint(
+            f"outcome IS NULL OR {in_list('outcome', FLAG_OUTCOMES)}", name="outcome"
+        ),
+        sa.CheckConstraint("status <> 'resolved' OR outcome IS NOT NULL", name="resolved_outcome"),
+        # One unresolved flag per trigger and subject (referral or journey).
+        sa.Index(
+            "uq_flag_unresolved_dedupe",
+            "dedupe_key",
+            unique=True,
+            postgresql_where=sa.text("status <> 'resolved'"),
+            sqlite_where=sa.text("status <> 'resolved'"),
+        ),
+        sa.Index("ix_flag_queue", "routed_team_id", "status", "acknowledgement_due"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    journey_id: int = Field(foreign_key="journey.id", index=True)
+    referral_id: int | None = Field(default=None, foreign_key="referral.id", index=True)
+    trigger: str = Field(max_length=40)
+    category: str | None = Field(default=None, max_length=30)
+    urgency: str = Field(max_length=20)
+    dedupe_key: str = Field(max_length=100)
+    description: str | None = Field(default=None, max_length=4000)
+    raised_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")  # None: the system
+    raised_by_organisation_id: int | None = Field(default=None, foreign_key="organisation.id")
+    routed_team_id: int = Field(foreign_key="team.id")
+    also_routed_team_id: int | None = Field(default=None, foreign_key="team.id")  # safeguarding
+    status: str = Field(default="open", max_length=20)
+    raised_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    acknowledgement_due: datetime = Field(sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    outcome: str | None = Field(default=None, max_length=30)
+    resolution_note: str | None = Field(default=None, max_length=4000)
+    version: int = Field(default=1)
+
+
+class FlagEvent(SQLModel, table=True):
+    """History of a flag: raised, re-triggered, acknowledged, escalated, resolved."""
+
+    __tablename__ = "flag_event"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigIntegerKey)
+    flag_id: int = Field(foreign_key="flag.id", index=True)
+    kind: str = Field(max_length=20)
+    actor_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    note: str | None = Field(default=None, max_length=4000)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

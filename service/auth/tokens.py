@@ -1,0 +1,135 @@
+"""Short-lived RS256 access tokens for API clients, and their verification.
+
+joserfc is authlib's own JOSE implementation (authlib.jose is deprecated in its favour);
+it refuses `alg=none` and algorithms we do not list.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from flask import current_app
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, RSAKey
+from sqlmodel import select
+
+from models import ApiClient, Organisation
+from service import clock
+from service.auth.principal import Principal
+from service.db import get_session
+from service.errors import Unauthorized
+
+log = logging.getLogger(__name__)
+ALGORITHMS = ["RS256"]
+_KEYS = "stepdown.token_keys"
+
+
+class TokenKeys:
+    """The current signing key plus earlier public keys still accepted (rotation)."""
+
+    def __init__(self, current: RSAKey, previous: list[RSAKey]):
+        self.current = current
+        self.keyset = KeySet([current, *previous])
+
+    def jwks(self) -> dict:
+        return self.keyset.as_dict(private=False)
+
+
+def _load_key(path: Path, private: bool) -> RSAKey:
+    key = RSAKey.import_key(path.read_bytes())
+    if private and not key.is_private:
+        raise RuntimeError("TOKEN_PRIVATE_KEY_FILE holds no private key")
+    return RSAKey.import_key(key.as_dict(private=private),
+                             parameters={"use": "sig", "alg": "RS256", "kid": key.thumbprint()})
+
+
+def init_app(app, settings) -> None:
+    if settings.TOKEN_PRIVATE_KEY_FILE:
+        path = Path(settings.TOKEN_PRIVATE_KEY_FILE)
+        if not path.exists():
+            if settings.is_production:
+                raise RuntimeError("TOKEN_PRIVATE_KEY_FILE does not exist")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(RSAKey.generate_key(2048).as_pem(private=True).decode())
+            path.chmod(0o600)
+        current = _load_key(path, private=True)
+    else:
+        # Development and tests: a key for this process only.
+        generated = RSAKey.generate_key(2048)
+        current = RSAKey.import_key(generated.as_dict(private=True),
+                                    parameters={"use": "sig", "alg": "RS256",
+                                                "kid": generated.thumbprint()})
+    previous = [
+        _load_key(Path(p.strip()), private=False)
+        for p in settings.TOKEN_PREVIOUS_PUBLIC_KEY_FILES.split(",") if p.strip()
+    ]
+    app.extensions[_KEYS] = TokenKeys(current, previous)
+
+
+def keys() -> TokenKeys:
+    return current_app.extensions[_KEYS]
+
+
+def issue_access_token(client: ApiClient, scopes: list[str]) -> tuple[str, int]:
+    settings = current_app.config["SETTINGS"]
+    now = int(clock.now().timestamp())
+    ttl = settings.TOKEN_TTL_SECONDS
+    claims = {
+        "iss": settings.token_issuer,
+        "aud": settings.TOKEN_AUDIENCE,
+        "sub": client.client_id,
+        "client_id": client.client_id,
+        "scope": " ".join(scopes),
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": secrets.token_hex(16),
+    }
+    current = keys().current
+    token = jwt.encode({"alg": "RS256", "kid": current.kid, "typ": "at+jwt"}, claims, current,
+                       algorithms=ALGORITHMS)
+    return token, ttl
+
+
+def _invalid(description: str) -> Unauthorized:
+    return Unauthorized(
+        "The access token is not valid.",
+        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'},
+    )
+
+
+def principal_from_bearer(token: str) -> Principal:
+    settings = current_app.config["SETTINGS"]
+    try:
+        decoded = jwt.decode(token, keys().keyset, algorithms=ALGORITHMS)
+    except (JoseError, ValueError) as exc:
+        log.info("bearer token refused: %s", type(exc).__name__)
+        raise _invalid("signature or format") from None
+    claims = decoded.claims
+    registry = jwt.JWTClaimsRegistry(
+        now=int(clock.now().timestamp()),
+        leeway=30,
+        iss={"essential": True, "value": settings.token_issuer},
+        aud={"essential": True, "value": settings.TOKEN_AUDIENCE},
+        exp={"essential": True},
+        sub={"essential": True},
+    )
+    try:
+        registry.validate(claims)
+    except JoseError as exc:
+        log.info("bearer token refused: %s", type(exc).__name__)
+        raise _invalid("claims") from None
+    db = get_session()
+
+
+    client = db.exec(select(ApiClient).where(ApiClient.client_id == claims["sub"])).first()
+    if client is None or not client.is_active:
+        raise _invalid("client")
+    scopes = [s for s in str(claims.get("scope", "")).split() if s in client.scopes.split()]
+    kind = db.get(Organisation, client.organisation_id).kind
+    return Principal.for_client(client, scopes, kind)
+
+

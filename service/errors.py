@@ -1,0 +1,162 @@
+"""Domain errors, and RFC 9457 problem+json under /api/ with HTML error pages elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, json, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class StepdownError(Exception):
+    """An error a user or client caused; its message is safe to show (no personal data)."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str | None = None, *, errors: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class Unauthorized(StepdownError):
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(StepdownError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(StepdownError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(StepdownError):
+    status = 409
+    title = "Conflict"
+
+
+class PreconditionFailed(StepdownError):
+    status = 412
+    title = "Precondition failed"
+
+
+class Invalid(StepdownError):
+    status = 422
+    title = "Unprocessable content"
+
+
+class PreconditionRequired(StepdownError):
+    status = 428
+    title = "Precondition required"
+
+
+class ServiceUnavailable(StepdownError):
+    status = 503
+    title = "Service unavailable"
+
+
+class TooManyRequests(StepdownError):
+    status = 429
+    title = "Too many requests"
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/oauth/")
+
+
+def problem_response(status: int, title: str, detail: str | None = None, *,
+                     errors: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                     **extra: Any) -> Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    body["request_id"] = g.get("request_id")
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _html_error(status: int, title: str, detail: str | None, headers=None) -> Response:
+    html = render_template("errors/error.html", code=status, title=title, detail=detail)
+    response = Response(html, status=status, mimetype="text/html")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _field_errors(exc: HTTPException) -> dict[str, Any] | None:
+    """webargs (used by flask-smorest) puts marshmallow messages on exc.data."""
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if not messages:
+        return None
+    # {"json": {"field": [...]}} -> {"field": [...]}; keep the location when it is not json.
+    flat: dict[str, Any] = {}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            for name, msgs in fields.items():
+                flat[name if location in ("json", "form") else f"{location}.{name}"] = msgs
+        else:
+            flat[location] = fields
+    return flat
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    title = exc.name
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="stepdown"'
+    if status == 405 and exc.get_response().headers.get("Allow"):
+        headers["Allow"] = exc.get_response().headers["Allow"]
+    retry_after = exc.get_response().headers.get("Retry-After")
+    if retry_after:
+        headers["Retry-After"] = retry_after
+    errors = _field_errors(exc)
+    detail = "The request has invalid fields." if errors else exc.description
+    if is_api_request():
+        return problem_response(status, title, detail, errors=errors, headers=headers)
+    return _html_error(status, title, exc.description if status < 500 else None, headers)
+
+
+def handle_stepdown_error(exc: StepdownError) -> Response:
+    headers = dict(exc.headers)
+    if exc.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="stepdown"')
+    if is_api_request():
+        return problem_response(exc.status, exc.title, exc.detail, errors=exc.errors,
+                                headers=headers, **exc.extra)
+    return _html_error(exc.status, exc.title, exc.detail, headers)
+
+
+def handle_unexpected(exc: Exception) -> Response:
+    # Log the type only at error level; tracebacks can hold request values.
+    log.exception("unhandled %s", type(exc).__name__)
+    title = "Internal server error"
+    if is_api_request():
+        return problem_response(500, title, "Sorry, there is a problem with the service.")
+    return _html_error(500, "Sorry, there is a problem with the service", None)
+
+
+def init_app(app: Flask) -> None:
+    # Registered after flask-smorest's Api so page errors are HTML, API errors problem+json.
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(StepdownError, handle_stepdown_error)
+    app.register_error_handler(Exception, handle_unexpected)
