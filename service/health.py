@@ -34,3 +34,7 @@ def readyz():
     if current != head:
         return jsonify(status="unavailable", database="ok", migrations="behind"), 503
     return jsonify(status="ok", database="ok", migrations="head")
+
+
+def register(app, api) -> None:  # noqa: ARG001
+    app.register_blueprint(bp)

@@ -2,14 +2,14 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 04:10:18.519349
+Create Date: 2026-11-26 04:11:37.995637
 """
+from alembic import op
 import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
-from alembic import op
-
 import models.types
 from models.audit import AUDIT_APPEND_ONLY_DROP_SQL, AUDIT_APPEND_ONLY_SQL
+
 
 revision = '0001'
 down_revision = None

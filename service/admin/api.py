@@ -54,3 +54,11 @@ class OrganisationById(MethodView):
 
 
 blueprints = [organisations]
+
+
+def register(app, api) -> None:  # noqa: ARG001
+    from service import csrf
+
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+        csrf.exempt(blueprint)

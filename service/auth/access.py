@@ -93,6 +93,13 @@ def init_app(app: Flask) -> None:
         if access is None:
             log.error("route %s declares no access rule; denied", request.endpoint)
             raise Forbidden("This route is not available.")
+        if (principal.user is not None and is_api_request()
+                and request.method not in ("GET", "HEAD", "OPTIONS")
+                and current_app.config.get("WTF_CSRF_ENABLED", True)):
+            # A browser session calling the API must show the CSRF token (X-CSRFToken header).
+            from service import csrf
+
+            csrf.protect()
         missing = [p for p in access if not principal.can(p)]
         if missing:
             raise Forbidden("You do not have permission to do this.")

@@ -125,3 +125,11 @@ def switch_role():
 @public
 def jwks():
     return jsonify(tokens.keys().jwks())
+
+
+def register(app, api) -> None:  # noqa: ARG001
+    from service import csrf
+
+    app.register_blueprint(bp)
+    csrf.exempt(token_bp)
+    app.register_blueprint(token_bp)

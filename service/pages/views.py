@@ -13,3 +13,7 @@ bp = Blueprint("pages", __name__)
 @requires()
 def home():
     return render_template("pages/home.html", principal=g.principal)
+
+
+def register(app, api) -> None:  # noqa: ARG001
+    app.register_blueprint(bp)
