@@ -1,0 +1,130 @@
+"""Who may see which person and referral (DESIGN §2: access is always scoped).
+
+- A statutory caller sees a person when their team owns one of the person's journeys, they
+  are named in its MDT, a flag about the person is routed to their team, or their
+  organisation registered the person and no journey exists yet. A caller without a team
+  (an API client of the whole trust) works at organisation level.
+- A VCSE caller sees a person only through a sent (non-draft) referral to their organisation,
+  and only while an active, unexpired consent names their organisation or the referral
+  records an alternative lawful basis. Without that they keep a tombstone of the referral.
+
+Out of scope is indistinguishable from absent: callers get 404, and the refusal is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from models import Consent, Flag, Journey, JourneyMember, Person, Referral, Team
+from service import clock
+from service.audit.operations import record_denied
+from service.auth.principal import Principal
+from service.errors import NotFound
+
+FULL = "full"
+TOMBSTONE = "tombstone"
+
+
+def consent_active_clause(person_id, organisation_id, now: datetime):
+    """SQL: an active, unexpired consent names this organisation for this person."""
+    return sa.exists().where(
+        Consent.person_id == person_id,
+        Consent.organisation_id == organisation_id,
+        Consent.withdrawn_at.is_(None),
+        sa.or_(Consent.expires_at.is_(None), Consent.expires_at > now),
+    )
+
+
+def consent_covers(db: Session, person_id: int, organisation_id: int, now: datetime | None = None) -> bool:
+    now = now or clock.now()
+    return bool(db.scalar(sa.select(consent_active_clause(person_id, organisation_id, now))))
+
+
+def _team_clause(actor: Principal, team_column):
+    """SQL: the team column is the caller's team (or any team of the caller's organisation)."""
+    if actor.team_id is not None:
+        return team_column == actor.team_id
+    return team_column.in_(sa.select(Team.id).where(Team.organisation_id == actor.organisation_id))
+
+
+def visible_people_clause(actor: Principal, now: datetime | None = None, person_id=Person.id):
+    """SQL boolean: the caller may see this person (for WHERE clauses of lists)."""
+    now = now or clock.now()
+    if actor.organisation_kind == "vcse":
+        return sa.exists().where(
+            Referral.person_id == person_id,
+            Referral.receiving_organisation_id == actor.organisation_id,
+            Referral.status != "draft",
+            sa.or_(Referral.alternative_basis.is_not(None),
+                   consent_active_clause(person_id, actor.organisation_id, now)),
+        )
+    conditions = [
+        sa.exists().where(Journey.person_id == person_id, _team_clause(actor, Journey.team_id)),
+        sa.exists().where(Flag.person_id == person_id,
+                          sa.or_(_team_clause(actor, Flag.routed_team_id),
+                                 _team_clause(actor, Flag.also_routed_team_id))),
+        sa.and_(
+            sa.exists().where(Person.id == person_id,
+                              Person.created_by_organisation_id == actor.organisation_id),
+            ~sa.exists().where(Journey.person_id == person_id),
+        ),
+    ]
+    if actor.user_id is not None:
+        conditions.append(sa.exists().where(
+            JourneyMember.user_id == actor.user_id,
+            JourneyMember.journey_id.in_(sa.select(Journey.id).where(Journey.person_id == person_id)),
+        ))
+    return sa.or_(*conditions)
+
+
+def person_visible(db: Session, actor: Principal, person_id: int) -> bool:
+    return bool(db.scalar(sa.select(visible_people_clause(actor, person_id=person_id))))
+
+
+def require_person(db: Session, actor: Principal, person_id: int, action: str = "read") -> Person:
+    """The person if the caller may see them; otherwise 404 and a denied audit event."""
+    person = db.get(Person, person_id)
+    if person is None or not person_visible(db, actor, person_id):
+        record_denied(actor, action, "person", person_id,
+                      person_id=person_id if person is not None else None)
+        raise NotFound("No such person.")
+    return person
+
+
+def visible_referrals_clause(actor: Principal):
+    """SQL boolean on Referral: the caller may at least list this referral (maybe as tombstone)."""
+    if actor.organisation_kind == "vcse":
+        return sa.and_(Referral.receiving_organisation_id == actor.organisation_id,
+                       Referral.status != "draft")
+    return sa.or_(
+        _team_clause(actor, Referral.referring_team_id),
+        Referral.journey_id.in_(sa.select(Journey.id).where(_team_clause(actor, Journey.team_id))),
+    )
+
+
+def referral_access(db: Session, actor: Principal, referral: Referral) -> str | None:
+    """FULL, TOMBSTONE (VCSE after consent withdrawal) or None (not visible at all)."""
+    visible = db.scalar(sa.select(sa.exists().where(Referral.id == referral.id,
+                                                    visible_referrals_clause(actor))))
+    if not visible:
+        if actor.organisation_kind != "vcse" and person_visible(db, actor, referral.person_id):
+            return FULL  # e.g. an MDT member or the flag's team
+        return None
+    if actor.organisation_kind != "vcse" or referral.alternative_basis is not None:
+        return FULL
+    return FULL if consent_covers(db, referral.person_id, actor.organisation_id) else TOMBSTONE
+
+
+def require_referral(db: Session, actor: Principal, referral_id: int, action: str = "read",
+                     allow_tombstone: bool = False) -> tuple[Referral, str]:
+    """The referral and the caller's access level; 404 (audited) when out of scope."""
+    referral = db.get(Referral, referral_id)
+    level = referral_access(db, actor, referral) if referral is not None else None
+    if level is None or (level == TOMBSTONE and not allow_tombstone):
+        record_denied(actor, action, "referral", referral_id,
+                      person_id=referral.person_id if referral is not None else None)
+        raise NotFound("No such referral.")
+    return referral, level
