@@ -56,6 +56,11 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
         },
         TEMPLATES_AUTO_RELOAD=not settings.is_production,
     )
+    if settings.PROXY_FIX_HOPS:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.PROXY_FIX_HOPS
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     observability.configure_logging(settings.LOG_LEVEL)
     observability.init_app(app)
     db.init_app(app, settings)
@@ -87,6 +92,7 @@ AREAS = (
     "service.auth.views",
     "service.pages.views",
     "service.admin.api",
+    "service.metrics",
 )
 
 

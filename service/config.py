@@ -55,6 +55,8 @@ class Settings:
     DB_POOL_SIZE: int = 5
     DB_STATEMENT_TIMEOUT_MS: int = 30000
     LOG_LEVEL: str = "INFO"
+    # Number of proxies (load balancers) in front of the app whose X-Forwarded-* we trust.
+    PROXY_FIX_HOPS: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

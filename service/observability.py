@@ -31,6 +31,7 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
     # Werkzeug's access log prints full URLs with query strings; keep it but only paths.
     logging.getLogger("werkzeug").addFilter(_StripQuery())
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class _StripQuery(logging.Filter):

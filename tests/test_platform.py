@@ -135,3 +135,11 @@ def test_security_headers_on_pages_and_api(client):
         assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_metrics_need_authentication_and_report_queue_depths(client, as_user):
+    assert client.get("/metrics").status_code == 302  # a page route: sign in first
+    assert as_user("coordinator").get("/metrics").status_code == 403
+    body = as_user("admin").get("/metrics").get_data(as_text=True)
+    assert "stepdown_outbox_pending 0.0" in body
+    assert "stepdown_http_requests_total" in body
