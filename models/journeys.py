@@ -9,7 +9,7 @@ from sqlmodel import Field, SQLModel
 
 from models.base import in_list
 from models.types import UTCDateTime, utcnow
-from models.vocab import JOURNEY_STATES
+from models.vocab import JOURNEY_STATES, MDT_ROLES
 
 
 class Journey(SQLModel, table=True):
@@ -46,7 +46,8 @@ class JourneyMember(SQLModel, table=True):
     """A named person in the journey's MDT, as an equal member with a role."""
 
     __tablename__ = "journey_member"
+    __table_args__ = (sa.CheckConstraint(in_list("role", MDT_ROLES), name="role"),)
 
     journey_id: int = Field(foreign_key="journey.id", primary_key=True)
     user_id: int = Field(foreign_key="app_user.id", primary_key=True)
-    role: str = Field(max_length=40)  # e.g. care-coordinator, peer-worker, vcse-worker
+    role: str = Field(max_length=40)  # models.vocab.MDT_ROLES

@@ -41,7 +41,8 @@ class Referral(SQLModel, table=True):
             postgresql_where=sa.text(_OPEN),
             sqlite_where=sa.text(_OPEN),
         ),
-        sa.Index("ix_referral_inbox", "receiving_organisation_id", "created_at", "id"),
+        # The VCSE inbox lists sent referrals newest-sent first (drafts have no sent_at).
+        sa.Index("ix_referral_inbox", "receiving_organisation_id", "sent_at", "id"),
         sa.Index("ix_referral_outbox", "referring_team_id", "created_at", "id"),
         sa.Index("ix_referral_status_sent", "status", "sent_at"),
     )

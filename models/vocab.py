@@ -40,6 +40,8 @@ ART9_CONDITIONS = (
 ALTERNATIVE_BASES = ("safeguarding", "vital-interests", "legal-obligation", "public-task")
 
 JOURNEY_STATES = ("planned", "active", "finished", "cancelled")
+# Roles of the named people in a journey's MDT, as equals (peer worker includes LXPs).
+MDT_ROLES = ("care-coordinator", "peer-worker", "vcse-worker", "statutory-contact", "other")
 
 REFERRAL_STATES = (
     "draft",

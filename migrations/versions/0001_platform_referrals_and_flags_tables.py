@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 04:11:37.995637
+Create Date: 2026-11-26 04:16:43.285464
 """
 from alembic import op
 import sqlalchemy as sa
@@ -345,6 +345,7 @@ def upgrade() -> None:
     sa.Column('journey_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.CheckConstraint("role IN ('care-coordinator', 'peer-worker', 'vcse-worker', 'statutory-contact', 'other')", name=op.f('ck_journey_member_role')),
     sa.ForeignKeyConstraint(['journey_id'], ['journey.id'], name=op.f('fk_journey_member_journey_id_journey')),
     sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], name=op.f('fk_journey_member_user_id_app_user')),
     sa.PrimaryKeyConstraint('journey_id', 'user_id', name=op.f('pk_journey_member'))
@@ -406,7 +407,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_referral'))
     )
     with op.batch_alter_table('referral', schema=None) as batch_op:
-        batch_op.create_index('ix_referral_inbox', ['receiving_organisation_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_referral_inbox', ['receiving_organisation_id', 'sent_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_journey_id'), ['journey_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_offer_id'), ['offer_id'], unique=False)
         batch_op.create_index('ix_referral_outbox', ['referring_team_id', 'created_at', 'id'], unique=False)
