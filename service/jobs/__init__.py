@@ -1,0 +1,1 @@
+"""Background jobs: the timer sweep and the outbox worker."""
