@@ -34,6 +34,14 @@ class Flag(SQLModel, table=True):
             sqlite_where=sa.text("status <> 'resolved'"),
         ),
         sa.Index("ix_flag_queue", "routed_team_id", "status", "acknowledgement_due"),
+        sa.Index("ix_flag_also_routed_queue", "also_routed_team_id", "status", "acknowledgement_due"),
+        # The sweep's escalation of open flags past their acknowledgement target.
+        sa.Index(
+            "ix_flag_escalation_due",
+            "acknowledgement_due",
+            postgresql_where=sa.text("status = 'open' AND escalated_at IS NULL"),
+            sqlite_where=sa.text("status = 'open' AND escalated_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

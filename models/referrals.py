@@ -45,6 +45,14 @@ class Referral(SQLModel, table=True):
         sa.Index("ix_referral_inbox", "receiving_organisation_id", "sent_at", "id"),
         sa.Index("ix_referral_outbox", "referring_team_id", "created_at", "id"),
         sa.Index("ix_referral_status_sent", "status", "sent_at"),
+        # The sweep's "no first contact within 10 working days" timer.
+        sa.Index(
+            "ix_referral_awaiting_first_contact",
+            "status",
+            "decided_at",
+            postgresql_where=sa.text("first_contact_at IS NULL"),
+            sqlite_where=sa.text("first_contact_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

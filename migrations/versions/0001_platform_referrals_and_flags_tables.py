@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 04:16:43.285464
+Create Date: 2026-11-26 04:19:49.253798
 """
 from alembic import op
 import sqlalchemy as sa
@@ -407,6 +407,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_referral'))
     )
     with op.batch_alter_table('referral', schema=None) as batch_op:
+        batch_op.create_index('ix_referral_awaiting_first_contact', ['status', 'decided_at'], unique=False, postgresql_where=sa.text('first_contact_at IS NULL'), sqlite_where=sa.text('first_contact_at IS NULL'))
         batch_op.create_index('ix_referral_inbox', ['receiving_organisation_id', 'sent_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_journey_id'), ['journey_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_offer_id'), ['offer_id'], unique=False)
@@ -486,6 +487,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flag'))
     )
     with op.batch_alter_table('flag', schema=None) as batch_op:
+        batch_op.create_index('ix_flag_also_routed_queue', ['also_routed_team_id', 'status', 'acknowledgement_due'], unique=False)
+        batch_op.create_index('ix_flag_escalation_due', ['acknowledgement_due'], unique=False, postgresql_where=sa.text("status = 'open' AND escalated_at IS NULL"), sqlite_where=sa.text("status = 'open' AND escalated_at IS NULL"))
         batch_op.create_index(batch_op.f('ix_flag_journey_id'), ['journey_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_flag_person_id'), ['person_id'], unique=False)
         batch_op.create_index('ix_flag_queue', ['routed_team_id', 'status', 'acknowledgement_due'], unique=False)
@@ -597,6 +600,8 @@ def downgrade() -> None:
         batch_op.drop_index('ix_flag_queue')
         batch_op.drop_index(batch_op.f('ix_flag_person_id'))
         batch_op.drop_index(batch_op.f('ix_flag_journey_id'))
+        batch_op.drop_index('ix_flag_escalation_due', postgresql_where=sa.text("status = 'open' AND escalated_at IS NULL"), sqlite_where=sa.text("status = 'open' AND escalated_at IS NULL"))
+        batch_op.drop_index('ix_flag_also_routed_queue')
 
     op.drop_table('flag')
     with op.batch_alter_table('contact', schema=None) as batch_op:
@@ -614,6 +619,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_referral_offer_id'))
         batch_op.drop_index(batch_op.f('ix_referral_journey_id'))
         batch_op.drop_index('ix_referral_inbox')
+        batch_op.drop_index('ix_referral_awaiting_first_contact', postgresql_where=sa.text('first_contact_at IS NULL'), sqlite_where=sa.text('first_contact_at IS NULL'))
 
     op.drop_table('referral')
     with op.batch_alter_table('login_session', schema=None) as batch_op:
