@@ -1,0 +1,1 @@
+"""Alliance flows: aggregate figures, pictures and reports for contract managers."""
