@@ -93,6 +93,7 @@ AREAS = (
     "service.pages.views",
     "service.admin.api",
     "service.metrics",
+    "service.interop",
 )
 
 
