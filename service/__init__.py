@@ -70,6 +70,9 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
 
     tokens.init_app(app, settings)
     csrf.init_app(app)
+    from service import ratelimit
+
+    ratelimit.init_app(app, settings)  # before the access gate: floods stop before any work
     access.init_app(app)
 
     api = Api(app)

@@ -102,5 +102,8 @@ def init_app(app: Flask) -> None:
             csrf.protect()
         missing = [p for p in access if not principal.can(p)]
         if missing:
-            raise Forbidden("You do not have permission to do this.")
+            headers = None
+            if principal.client is not None:  # RFC 6750 §3.1
+                headers = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+            raise Forbidden("You do not have permission to do this.", headers=headers)
         return None

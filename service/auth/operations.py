@@ -1,4 +1,4 @@
-"""Sign-in use cases: local passwords with lockout, membership switching."""
+"""Sign-in use cases: local passwords with lockout, OIDC / NHS CIS2 identities, memberships."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from models import Membership, User
+from models import Membership, User, UserIdentity
 from service import clock
+from service.auth import cis2
+from service.auth.oidc import LoginRefused
 from service.auth.passwords import verify_password
 
 log = logging.getLogger(__name__)
@@ -50,3 +52,54 @@ def authenticate_local(db: Session, email: str, password: str, *, max_failures: 
 def memberships_of(db: Session, user_id: int) -> list[Membership]:
     return list(db.exec(select(Membership).where(Membership.user_id == user_id)
                         .order_by(Membership.id)).all())
+
+
+def sign_in_with_oidc(db: Session, claims: dict, *, is_cis2: bool = False,
+                      acr_min: str = "AAL2") -> tuple[User, Membership | None]:
+    """The Stepdown user behind verified ID-token claims, and the membership to act in.
+
+    Only an identity (issuer, subject) an org admin registered signs anyone in. For NHS
+    CIS2 the selected national role must map to a Stepdown role (Cis2RoleMapping); the
+    membership it names is created the first time. Raises LoginRefused otherwise.
+    """
+    if is_cis2:
+        cis2.require_acr(claims, acr_min)
+    identity = db.exec(select(UserIdentity).where(
+        UserIdentity.issuer == str(claims.get("iss", "")),
+        UserIdentity.subject == str(claims.get("sub", "")),
+    )).first()
+    user = db.get(User, identity.user_id) if identity is not None else None
+    if user is None or not user.is_active:
+        log.info("OIDC sign-in refused: no active user for this identity")
+        raise LoginRefused(
+            "no-linked-account",
+            "Your account with your organisation is not linked to Stepdown. Ask your "
+            "organisation's Stepdown administrator to register it.")
+    membership: Membership | None
+    if is_cis2:
+        try:
+            role = cis2.selected_role(claims)
+            mapping = cis2.mapping_for(db, role)
+        except LoginRefused as exc:
+            exc.user = user
+            raise
+        membership = db.exec(select(Membership).where(
+            Membership.user_id == user.id,
+            Membership.organisation_id == mapping.organisation_id,
+            Membership.team_id == mapping.team_id if mapping.team_id is not None
+            else Membership.team_id.is_(None),
+            Membership.role == mapping.role,
+        )).first()
+        if membership is None:
+            membership = Membership(user_id=user.id, organisation_id=mapping.organisation_id,
+                                    team_id=mapping.team_id, role=mapping.role)
+            db.add(membership)
+            db.flush()
+            log.info("membership %s created from CIS2 role mapping %s", membership.id,
+                     mapping.id)
+    else:
+        memberships = memberships_of(db, user.id)
+        membership = memberships[0] if memberships else None
+    user.last_login_at = clock.now()
+    db.add(user)
+    return user, membership

@@ -108,6 +108,8 @@ def principal_from_bearer(token: str) -> Principal:
     except (JoseError, ValueError) as exc:
         log.info("bearer token refused: %s", type(exc).__name__)
         raise _invalid("signature or format") from None
+    if decoded.header.get("typ") != "at+jwt":  # RFC 9068: not an ID token or other JWT
+        raise _invalid("token type")
     claims = decoded.claims
     registry = jwt.JWTClaimsRegistry(
         now=int(clock.now().timestamp()),
@@ -123,13 +125,9 @@ def principal_from_bearer(token: str) -> Principal:
         log.info("bearer token refused: %s", type(exc).__name__)
         raise _invalid("claims") from None
     db = get_session()
-
-
     client = db.exec(select(ApiClient).where(ApiClient.client_id == claims["sub"])).first()
     if client is None or not client.is_active:
         raise _invalid("client")
     scopes = [s for s in str(claims.get("scope", "")).split() if s in client.scopes.split()]
     kind = db.get(Organisation, client.organisation_id).kind
     return Principal.for_client(client, scopes, kind)
-
-

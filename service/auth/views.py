@@ -1,10 +1,12 @@
-"""Sign-in pages (local accounts), sign-out, role switching and the JWKS document."""
+"""Sign-in pages (local accounts, OIDC / NHS CIS2), sign-out, role switching, the OAuth2
+token endpoint and the JWKS document."""
 
 from __future__ import annotations
 
 import logging
 from urllib.parse import urlsplit
 
+import requests
 from flask import (
     Blueprint,
     current_app,
@@ -14,17 +16,26 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from marshmallow import Schema, ValidationError, fields, validate
 
 from models import Membership, User
+from service import ratelimit
 from service.audit import operations as audit
-from service.auth import sessions, tokens
+from service.auth import oauth_server, oidc, sessions, tokens
 from service.auth.access import public, requires
-from service.auth.operations import SignInRefused, authenticate_local, memberships_of
+from service.auth.operations import (
+    SignInRefused,
+    authenticate_local,
+    memberships_of,
+    sign_in_with_oidc,
+)
+from service.auth.principal import Principal
 from service.db import get_session
 from service.errors import NotFound
+from service.ratelimit import limiter
 
 bp = Blueprint("auth", __name__)
 token_bp = Blueprint("oauth", __name__)
@@ -54,6 +65,9 @@ def oidc_providers() -> list:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(ratelimit.LOGIN_LIMIT, methods=["POST"],
+               error_message="Too many sign-in attempts from your network. Wait a minute and "
+                             "try again.")
 @public
 def login():
     if request.method == "GET":
@@ -121,6 +135,72 @@ def switch_role():
     return redirect(url_for("pages.home"))
 
 
+_OIDC_NEXT = "oidc_next"
+
+
+@bp.get("/oidc/<provider>/login")
+@public
+def oidc_login(provider: str):
+    chosen = oidc.get_provider(provider)
+    if chosen is None:
+        raise NotFound("No such sign-in service.")
+    session[_OIDC_NEXT] = _safe_next(request.args.get("next"))
+    try:
+        return oidc.authorize_redirect(chosen)
+    except (requests.RequestException, ValueError, KeyError, RuntimeError) as exc:
+        # the discovery document is unreachable or malformed
+        log.warning("OIDC provider %s unavailable: %s", chosen.name, type(exc).__name__)
+        return render_template(
+            "auth/message.html", title="Sign-in is not available",
+            message=f"{chosen.label} is not available at the moment. Try again later, or "
+                    f"sign in with your email address."), 503
+
+
+def _refuse(provider: oidc.Provider, exc: oidc.LoginRefused):
+    sessions.end()  # a refused sign-in leaves nobody signed in
+    actor = Principal.for_membership(exc.user, None) if exc.user is not None else None
+    audit.record_denied(actor, f"sign-in:{exc.reason}"[:60], "user",
+                        exc.user.id if exc.user is not None else None)
+    log.info("OIDC sign-in refused (%s): %s", provider.name, exc.reason)
+    title = ("Sign-in is not available" if exc.status == 503 else "You cannot sign in")
+    return render_template("auth/message.html", title=title, message=exc.message), exc.status
+
+
+@bp.get("/oidc/<provider>/callback")
+@public
+def oidc_callback(provider: str):
+    chosen = oidc.get_provider(provider)
+    if chosen is None:
+        raise NotFound("No such sign-in service.")
+    target = _safe_next(session.pop(_OIDC_NEXT, None))
+    db = get_session()
+    try:
+        claims, token = oidc.complete_sign_in(chosen)
+        if chosen.is_cis2 and not ("nhsid_nrbac_roles" in claims and "selected_roleid" in claims):
+            info = oidc.fetch_userinfo(chosen, token, str(claims.get("sub")))
+            for key in ("nhsid_nrbac_roles", "selected_roleid"):
+                if key not in claims and key in info:
+                    claims[key] = info[key]
+        user, membership = sign_in_with_oidc(db, claims, is_cis2=chosen.is_cis2,
+                                             acr_min=chosen.acr_min)
+    except oidc.LoginRefused as exc:
+        return _refuse(chosen, exc)
+    sessions.start(user, membership)
+    principal = Principal.for_membership(user, membership)
+    audit.record(db, principal, f"sign-in:{chosen.name}"[:60], "user", user.id)
+    log.info("signed in with %s (user %s)", chosen.name, user.id)
+    return redirect(target)
+
+
+@token_bp.post("/oauth/token")
+@limiter.limit(ratelimit.OAUTH_TOKEN_LIMIT,
+               error_message="Too many token requests. Wait and try again.")
+@public
+def issue_token():
+    """OAuth2 client-credentials grant (RFC 6749 §4.4): a short-lived RS256 JWT."""
+    return oauth_server.create_token_response()
+
+
 @bp.get("/.well-known/jwks.json")
 @public
 def jwks():
@@ -130,6 +210,9 @@ def jwks():
 def register(app, api) -> None:  # noqa: ARG001
     from service import csrf
 
+    settings = app.config["SETTINGS"]
+    oauth_server.init_app(app)
+    oidc.init_app(app, settings)
     app.register_blueprint(bp)
     csrf.exempt(token_bp)
     app.register_blueprint(token_bp)
