@@ -97,6 +97,8 @@ AREAS = (
     "service.admin.api",
     "service.metrics",
     "service.interop",
+    "service.flows.api",
+    "service.flows.views",
 )
 
 

@@ -284,12 +284,16 @@ def times_sql(dialect: str, window: Window, percentile: str | None = None) -> st
     picks = []
     finals = []
     for name, q in QUANTILES:
-        h = f"((n - 1) * {q})"
-        lo = f"CAST({h} AS INTEGER)"
+        # q as a fraction num/den so floor(h) is integer division on both engines
+        # (PostgreSQL's CAST(... AS INTEGER) rounds instead of truncating).
+        num, den = round(q * 10), 10
+        lo = f"(((n - 1) * {num}) / {den})"
+        frac = f"((((n - 1) * {num}) % {den}) * 1.0 / {den})"
         picks.append(f"MAX(CASE WHEN rn = {lo} THEN x END) AS {name}_lo")
         picks.append(f"MAX(CASE WHEN rn = {lo} + 1 THEN x END) AS {name}_hi")
         finals.append(
-            f"{name}_lo + ({h} - {lo}) * (COALESCE({name}_hi, {name}_lo) - {name}_lo) AS {name}")
+            f"{name}_lo + {frac} * "
+            f"(COALESCE({name}_hi, {name}_lo) - {name}_lo) AS {name}")
     return head + f""",
 ranked AS (
     SELECT measure, period, unit_key, x,

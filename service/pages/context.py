@@ -14,7 +14,7 @@ ROLE_NAV = {
     "peer_worker": [("People", "pages.home")],
     "vcse_worker": [("Inbox", "pages.home")],
     "vcse_manager": [("Inbox", "pages.home")],
-    "contract_manager": [("Alliance flows", "pages.home")],
+    "contract_manager": [("Alliance flows", "flows_pages.flows_page")],
     "org_admin": [("Organisation", "pages.home")],
 }
 
