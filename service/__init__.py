@@ -96,6 +96,7 @@ AREAS = (
     "service.pages.views",
     "service.admin.api",
     "service.metrics",
+    "service.flags.api",
     "service.interop",
     "service.flows.api",
     "service.flows.views",

@@ -113,3 +113,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     for command in (demo_data, create_user, create_client):
         app.cli.add_command(command)
+    from service.jobs.cli import sweep_command, worker_command  # flask sweep, flask worker
+
+    app.cli.add_command(sweep_command)
+    app.cli.add_command(worker_command)

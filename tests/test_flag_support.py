@@ -69,3 +69,23 @@ def make_referral(db: Session, demo, journey: Journey, offer: Offer, *, status: 
                        condition="explicit-consent", method="verbal", given_at=given))
         db.flush()
     return referral
+
+
+def make_scenario(app, db, demo, *, referral_status: str = "in-progress", **journey_args) -> dict:
+    """An active journey of the Brent CMHT with one referral to Brent Peer Mentors (vcse-a)."""
+    with app.app_context():
+        journey = make_journey(db, demo, **journey_args)
+        offer = make_offer(db, demo)
+        sent = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)
+        referral = make_referral(db, demo, journey, offer, status=referral_status, sent_at=sent,
+                                 decided_at=sent if referral_status != "requested" else None)
+        db.commit()
+    return {"journey": journey, "offer": offer, "referral": referral,
+            "person_id": journey.person_id}
+
+
+def flag_row(db, flag_id: int):
+    from models import Flag
+
+    db.expire_all()
+    return db.get(Flag, flag_id)
