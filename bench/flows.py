@@ -3,7 +3,8 @@
 
 Bulk-generates N referrals (~5 events each, contacts for accepted ones) for the demo alliance
 with COPY, then times the flows figures for a one-year range (with peak Python memory via
-tracemalloc) and the flows PDF. The generated rows are removed afterwards unless --keep.
+tracemalloc) and the flows PDF. Use a scratch database: the generated rows are kept (so
+--measure-only can time them again).
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def generate(engine, n: int, seed: int = 7) -> None:
         conn.execute(sa.text("ANALYZE"))
 
 
-def measure(url: str, n: int, keep: bool) -> None:
+def measure(url: str, n: int) -> None:
     from service import create_app
     from service.clock import FrozenClock
     from service.flows import operations as ops
@@ -127,9 +128,11 @@ def measure(url: str, n: int, keep: bool) -> None:
 
     engine = sa.create_engine(url)
     models.metadata.create_all(engine)
-    t0 = time.perf_counter()
-    generate(engine, n)
-    print(f"generated {n:,} referrals (~{5 * n:,} events) in {time.perf_counter() - t0:.1f} s")
+    if n:
+        t0 = time.perf_counter()
+        generate(engine, n)
+        print(f"generated {n:,} referrals (~{5 * n:,} events) in "
+              f"{time.perf_counter() - t0:.1f} s")
     clock = FrozenClock(datetime(2027, 1, 4, 9, tzinfo=UTC))
     app = create_app({"DATABASE_URL": url, "clock": clock,
                       "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" * 8),
@@ -154,22 +157,18 @@ def measure(url: str, n: int, keep: bool) -> None:
     print(f"flows API (one year, {report['flow_matrix']['total']['current']} referrals): "
           f"{api_s:.3f} s, peak Python memory {peak / 1e6:.1f} MB")
     print(f"flows PDF: {pdf_s:.3f} s ({len(pdf) / 1e3:.0f} kB)")
-    if not keep:
-        with engine.begin() as conn:
-            for table in ("contact", "referral_event", "referral", "journey", "person"):
-                conn.execute(sa.text(f"DELETE FROM {table} WHERE id > 0" if table != "person"
-                                     else "DELETE FROM person WHERE given_name = 'Bench'"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--referrals", type=int, default=100_000)
-    parser.add_argument("--keep", action="store_true", help="leave the generated rows")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="time the rows already there; generate nothing")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgresql"):
         raise SystemExit("set DATABASE_URL to a PostgreSQL database")
-    measure(url, args.referrals, args.keep)
+    measure(url, 0 if args.measure_only else args.referrals)
 
 
 if __name__ == "__main__":
