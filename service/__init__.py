@@ -94,6 +94,8 @@ AREAS = (
     "service.health",
     "service.auth.views",
     "service.pages.views",
+    "service.pages.people",
+    "service.pages.coordinator",
     "service.admin.api",
     "service.metrics",
     "service.flags.api",

@@ -7,6 +7,8 @@ from sqlmodel import select
 from models import LoginSession, User
 
 COORDINATOR = "coordinator@demo.stepdown.test"
+# A page the coordinator may see (their home "/" redirects to it).
+PAGE = "/caseload"
 
 
 def test_demo_login_reaches_home_page(auth, demo, client):
@@ -59,23 +61,23 @@ def test_session_cookie_flags(auth, demo):
 def test_idle_session_expires_after_30_minutes(auth, demo, client, clock):
     auth.login(COORDINATOR)
     clock.advance(minutes=29)
-    assert client.get("/").status_code == 200
+    assert client.get(PAGE).status_code == 200
     clock.advance(minutes=29)  # active 29 minutes ago: still in
-    assert client.get("/").status_code == 200
+    assert client.get(PAGE).status_code == 200
     clock.advance(minutes=31)
-    response = client.get("/")
+    response = client.get(PAGE)
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/session-expired")
-    assert client.get("/").headers["Location"].startswith("/login")  # the session is gone
+    assert client.get(PAGE).headers["Location"].startswith("/login")  # the session is gone
 
 
 def test_absolute_session_limit_is_12_hours(auth, demo, client, clock):
     auth.login(COORDINATOR)
     for _ in range(24):  # active every 25 minutes for 10 hours
         clock.advance(minutes=25)
-        assert client.get("/").status_code == 200
+        assert client.get(PAGE).status_code == 200
     clock.advance(hours=2, minutes=1)
-    assert client.get("/").status_code == 302
+    assert client.get(PAGE).status_code == 302
 
 
 def test_expired_session_on_api_gets_401(auth, demo, client, clock):
@@ -89,7 +91,7 @@ def test_logout_ends_the_session_on_the_server(auth, demo, client, db):
     auth.login(COORDINATOR)
     auth.logout()
     assert db.exec(select(LoginSession)).all() == []
-    assert client.get("/").status_code == 302
+    assert client.get(PAGE).status_code == 302
 
 
 def test_login_does_not_redirect_off_site(client, demo):
@@ -104,7 +106,7 @@ def test_deactivated_user_loses_session(auth, demo, client, db):
     user.is_active = False
     db.add(user)
     db.commit()
-    assert client.get("/").status_code == 302
+    assert client.get(PAGE).status_code == 302
 
 
 def test_csrf_token_required_on_forms(app_config, db_engine, demo):

@@ -9,9 +9,10 @@ from service.auth.operations import memberships_of
 from service.db import get_session
 
 ROLE_NAV = {
-    "care_coordinator": [("My caseload", "pages.home")],
+    "care_coordinator": [("My caseload", "coordinator.caseload"),
+                         ("Find a person", "people_pages.find")],
     "duty_clinician": [("Flags queue", "pages.home")],
-    "peer_worker": [("People", "pages.home")],
+    "peer_worker": [("Caseload", "coordinator.caseload"), ("Find a person", "people_pages.find")],
     "vcse_worker": [("Inbox", "pages.home")],
     "vcse_manager": [("Inbox", "pages.home")],
     "contract_manager": [("Alliance flows", "flows_pages.flows_page")],

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, render_template
+from flask import Blueprint, g, redirect, render_template, url_for
 
 from service.auth.access import requires
 
 bp = Blueprint("pages", __name__)
+# Roles whose home is their team's caseload (service/pages/coordinator.py).
+CASELOAD_ROLES = ("care_coordinator", "peer_worker")
 
 
 @bp.get("/")
 @requires()
 def home():
+    principal = g.principal
+    if principal.role in CASELOAD_ROLES and principal.organisation_kind == "statutory":
+        return redirect(url_for("coordinator.caseload"))
     return render_template("pages/home.html", principal=g.principal)
 
 

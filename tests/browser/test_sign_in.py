@@ -24,13 +24,13 @@ def test_sign_in_by_keyboard_alone(page, live_server):
     page.keyboard.press("Tab")
     page.keyboard.type("stepdown-demo")
     page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server}/")
+    page.wait_for_url(f"{live_server}/caseload")  # a care coordinator's home is the caseload
     assert "Casey Coordinator" in page.content()
 
 
 def test_signed_in_home_and_sign_out(page, live_server, screens):
     sign_in(page, live_server, "coordinator@demo.stepdown.test")
-    page.wait_for_url(f"{live_server}/")
+    page.wait_for_url(f"{live_server}/caseload")
     screens.check("home-coordinator")
     page.get_by_role("button", name="Sign out").click()
     assert "You have signed out" in page.content()
