@@ -264,3 +264,20 @@ def test_an_unreachable_receiver_is_retried(app, world, epr):
     assert _drain(app).retried == 1
     [message] = _messages(world.db, hook["id"])
     assert message.status == "pending" and "ConnectionError" in message.last_error
+
+
+def test_consent_withdrawal_tells_the_vcse_without_personal_data(app, world, db, demo, receiver):
+    vcse_a = _client_for(app, db, demo, "vcse-a", "vcse-a-crm")
+    hook = _register(vcse_a, receiver.url).get_json()
+    rid = sent_referral(world)
+    ok(world.coordinator.post(f"/api/v1/consents/{world.consent.id}/withdraw",
+                              json={"reason": "Changed their mind"}))
+    assert _drain(app).failed == 0
+    assert len(receiver.received) == 2  # send, then the cancellation (emails go their own way)
+    headers, body = receiver.received[-1]
+    assert headers["X-Stepdown-Event"] == "referral.cancel"
+    assert verify(hook["secret"], body, headers["X-Stepdown-Signature"])
+    task = Task.parse_raw(body)
+    assert (task.status, task.statusReason.coding[0].code) == ("cancelled", "consent-withdrawn")
+    assert task.identifier[0].value == str(rid)
+    assert b"Amara" not in body and b"Okafor" not in body
