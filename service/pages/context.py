@@ -16,7 +16,7 @@ ROLE_NAV = {
     "vcse_worker": [("Inbox", "pages.home")],
     "vcse_manager": [("Inbox", "pages.home")],
     "contract_manager": [("Alliance flows", "flows_pages.flows_page")],
-    "org_admin": [("Organisation", "pages.home")],
+    "org_admin": [("Organisation admin", "admin_pages.overview")],
 }
 
 
