@@ -1,30 +1,10 @@
-"""The org admin pages in a real browser: a walk with axe-core checks and screenshots.
-
-Uses the browser fixtures of tests/browser (Playwright driving Debian's Chromium).
-"""
+"""The org admin pages in a real browser: a walk with axe-core checks and screenshots."""
 
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
-import pytest
-
-from tests.browser import conftest as browser_fixtures
-from tests.browser.conftest import CHROMIUM, Screens, sign_in
-
-# The browser fixtures, made visible to this module (it lives outside tests/browser/).
-browser = browser_fixtures.browser
-live_server = browser_fixtures.live_server
-page = browser_fixtures.page
-screens = browser_fixtures.screens
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()),
-                       reason=f"no Chromium at {CHROMIUM}"),
-]
+from tests.browser.conftest import Screens, sign_in
 
 
 def test_org_admin_walk(page, live_server, screens: Screens):
