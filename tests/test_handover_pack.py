@@ -8,7 +8,10 @@ from pypdf import PdfReader
 from sqlmodel import select
 
 from models import AuditEvent
-from tests.test_referral_support import HANDOVER, act, sent_referral, world  # noqa: F401
+from tests.test_referral_support import HANDOVER, sent_referral
+from tests.test_referral_support import world as _world_fixture
+
+world = _world_fixture
 
 
 def _text(pdf: bytes) -> tuple[str, int]:
