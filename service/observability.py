@@ -31,7 +31,8 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
     # Werkzeug's access log prints full URLs with query strings; keep it but only paths.
     logging.getLogger("werkzeug").addFilter(_StripQuery())
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "weasyprint", "fontTools", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 class _StripQuery(logging.Filter):
