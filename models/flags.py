@@ -11,6 +11,10 @@ from models.base import in_list
 from models.types import BigIntegerKey, UTCDateTime, utcnow
 from models.vocab import CONCERN_CATEGORIES, FLAG_OUTCOMES, FLAG_STATES, FLAG_TRIGGERS, URGENCIES
 
+URGENCY_RANK_SQL = (
+    "CASE urgency WHEN 'emergency' THEN 0 WHEN 'urgent' THEN 1 WHEN 'routine' THEN 2 ELSE 9 END"
+)
+
 
 class Flag(SQLModel, table=True):
     __tablename__ = "flag"
@@ -33,8 +37,14 @@ class Flag(SQLModel, table=True):
             postgresql_where=sa.text("status <> 'resolved'"),
             sqlite_where=sa.text("status <> 'resolved'"),
         ),
-        sa.Index("ix_flag_queue", "routed_team_id", "status", "acknowledgement_due"),
-        sa.Index("ix_flag_also_routed_queue", "also_routed_team_id", "status", "acknowledgement_due"),
+        # The duty queue, in its order (most urgent, then most overdue): an index range scan
+        # reads just the page, whatever the queue's length.
+        sa.Index("ix_flag_queue", "routed_team_id", "status", "urgency_rank",
+                 "acknowledgement_due", "id"),
+        sa.Index("ix_flag_also_routed_queue", "also_routed_team_id", "status", "urgency_rank",
+                 "acknowledgement_due", "id"),
+        # The sweep: has this timer already raised a flag for this subject (in any status)?
+        sa.Index("ix_flag_dedupe_key_raised", "dedupe_key", "raised_at"),
         # The sweep's escalation of open flags past their acknowledgement target.
         sa.Index(
             "ix_flag_escalation_due",
@@ -51,6 +61,10 @@ class Flag(SQLModel, table=True):
     trigger: str = Field(max_length=40)
     category: str | None = Field(default=None, max_length=30)
     urgency: str = Field(max_length=20)
+    # Derived by the database from urgency (emergency 0, urgent 1, routine 2), for the queue order.
+    urgency_rank: int | None = Field(default=None, sa_column=sa.Column(
+        "urgency_rank", sa.SmallInteger,
+        sa.Computed(URGENCY_RANK_SQL, persisted=True), nullable=False))
     dedupe_key: str = Field(max_length=100)
     description: str | None = Field(default=None, max_length=4000)
     raised_by_user_id: int | None = Field(default=None, foreign_key="app_user.id")  # None: the system

@@ -192,6 +192,17 @@ def test_notify_backend_posts_to_the_rest_api(monkeypatch):
     assert kwargs["json"]["email_address"] == "team@example.org"
     assert kwargs["json"]["personalisation"] == {"subject": "S", "body": "B"}
     assert kwargs["headers"]["Authorization"].startswith("Bearer ey")
+    # The token verifies with the key's secret (HS256), as Notify checks it.
+    import base64
+    import hashlib
+    import hmac
+
+    token = kwargs["headers"]["Authorization"].removeprefix("Bearer ")
+    header, claims, signature = token.split(".")
+    expected = hmac.new(b"66666666-7777-8888-9999-000000000000", f"{header}.{claims}".encode(),
+                        hashlib.sha256).digest()
+    assert base64.urlsafe_b64decode(signature + "==") == expected
+    assert json.loads(base64.urlsafe_b64decode(claims + "=="))["iss"] == backend.service_id
 
 
 @pytest.mark.postgres

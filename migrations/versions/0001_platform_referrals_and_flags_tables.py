@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 04:19:49.253798
+Create Date: 2026-11-26 05:15:57.769160
 """
 from alembic import op
 import sqlalchemy as sa
@@ -452,6 +452,7 @@ def upgrade() -> None:
     sa.Column('trigger', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True),
     sa.Column('urgency', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('urgency_rank', sa.SmallInteger(), sa.Computed("CASE urgency WHEN 'emergency' THEN 0 WHEN 'urgent' THEN 1 WHEN 'routine' THEN 2 ELSE 9 END", persisted=True), nullable=False),
     sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=True),
     sa.Column('raised_by_user_id', sa.Integer(), nullable=True),
@@ -487,11 +488,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flag'))
     )
     with op.batch_alter_table('flag', schema=None) as batch_op:
-        batch_op.create_index('ix_flag_also_routed_queue', ['also_routed_team_id', 'status', 'acknowledgement_due'], unique=False)
+        batch_op.create_index('ix_flag_also_routed_queue', ['also_routed_team_id', 'status', 'urgency_rank', 'acknowledgement_due', 'id'], unique=False)
+        batch_op.create_index('ix_flag_dedupe_key_raised', ['dedupe_key', 'raised_at'], unique=False)
         batch_op.create_index('ix_flag_escalation_due', ['acknowledgement_due'], unique=False, postgresql_where=sa.text("status = 'open' AND escalated_at IS NULL"), sqlite_where=sa.text("status = 'open' AND escalated_at IS NULL"))
         batch_op.create_index(batch_op.f('ix_flag_journey_id'), ['journey_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_flag_person_id'), ['person_id'], unique=False)
-        batch_op.create_index('ix_flag_queue', ['routed_team_id', 'status', 'acknowledgement_due'], unique=False)
+        batch_op.create_index('ix_flag_queue', ['routed_team_id', 'status', 'urgency_rank', 'acknowledgement_due', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_flag_referral_id'), ['referral_id'], unique=False)
         batch_op.create_index('uq_flag_unresolved_dedupe', ['dedupe_key'], unique=True, postgresql_where=sa.text("status <> 'resolved'"), sqlite_where=sa.text("status <> 'resolved'"))
 
@@ -601,6 +603,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_flag_person_id'))
         batch_op.drop_index(batch_op.f('ix_flag_journey_id'))
         batch_op.drop_index('ix_flag_escalation_due', postgresql_where=sa.text("status = 'open' AND escalated_at IS NULL"), sqlite_where=sa.text("status = 'open' AND escalated_at IS NULL"))
+        batch_op.drop_index('ix_flag_dedupe_key_raised')
         batch_op.drop_index('ix_flag_also_routed_queue')
 
     op.drop_table('flag')
