@@ -43,9 +43,11 @@ def db_downgrade(revision: str) -> None:
 def demo_data() -> None:
     """Load the fictional demo alliance (idempotent)."""
     from service.demo import DEMO_PASSWORD, USERS, load_demo_data
+    from service.people.demo import load_demo_offers_and_people
 
     with Session(engine()) as db:
-        load_demo_data(db)
+        base = load_demo_data(db)
+        base.update(load_demo_offers_and_people(db, base))
         db.commit()
     click.echo(f"Demo data loaded. Demo logins (password: {DEMO_PASSWORD}):")
     for email, _name, _org, _team, role, _m in USERS:

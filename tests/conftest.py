@@ -103,10 +103,25 @@ def app_config(database_url, token_key_file, clock) -> dict:
     }
 
 
+def _end_each_request_session(app) -> None:
+    """While a test holds an app context open (the `db` fixture), requests share `g`, so a
+    failed request's session would leak into the next request. End it per request, as
+    production does when each request's app context pops."""
+    from flask import g
+
+    @app.teardown_request
+    def _close_request_session(_exc):
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.rollback()
+            session.close()
+
+
 @pytest.fixture
 def app(db_engine, app_config):
     app = create_app(app_config)
     app.config["TESTING"] = True
+    _end_each_request_session(app)
     yield app
     _empty_all_tables(db_engine)
     app.extensions["stepdown.engine"].dispose()

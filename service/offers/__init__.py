@@ -1,0 +1,1 @@
+"""Community offers run by VCSE organisations: a directory readable by all staff."""
