@@ -96,6 +96,8 @@ AREAS = (
     "service.pages.views",
     "service.pages.people",
     "service.pages.coordinator",
+    "service.pages.vcse",
+    "service.pages.duty",
     "service.admin.api",
     "service.offers.api",
     "service.people.api",

@@ -11,10 +11,10 @@ from service.db import get_session
 ROLE_NAV = {
     "care_coordinator": [("My caseload", "coordinator.caseload"),
                          ("Find a person", "people_pages.find")],
-    "duty_clinician": [("Flags queue", "pages.home")],
+    "duty_clinician": [("Flags queue", "duty.queue")],
     "peer_worker": [("Caseload", "coordinator.caseload"), ("Find a person", "people_pages.find")],
-    "vcse_worker": [("Inbox", "pages.home")],
-    "vcse_manager": [("Inbox", "pages.home")],
+    "vcse_worker": [("Inbox", "vcse.inbox")],
+    "vcse_manager": [("Inbox", "vcse.inbox"), ("Offers", "vcse.offers")],
     "contract_manager": [("Alliance flows", "flows_pages.flows_page")],
     "org_admin": [("Organisation admin", "admin_pages.overview")],
 }
