@@ -1,0 +1,1 @@
+"""Referrals to community offers (FHIR ServiceRequest + Task) with their handover."""
