@@ -156,6 +156,14 @@ def test_find_a_person_by_nhs_number_by_post(coordinator, seeded):
     assert f'value="{PRIYA}"' in _text(other)
 
 
+def test_peer_workers_find_people_but_are_not_offered_to_register_them(peer, seeded):
+    page = peer.get("/people/find")
+    assert page.status_code == 200 and "register a new person" not in _text(page)
+    unknown = peer.post("/people/find", data={"nhs_number": PRIYA})
+    assert unknown.status_code == 200 and "ask a care coordinator" in _text(unknown)
+    assert peer.get("/people/new").status_code == 403
+
+
 def test_register_validates_keeps_values_and_writes_nothing(coordinator, seeded, db):
     count = len(db.exec(select(Person)).all())
     response = coordinator.post("/people/new", data={

@@ -197,9 +197,10 @@ def find():
                                        form={"nhs_number": data["nhs_number"]},
                                        needs_chosen=[], **_register_context())
             return render_template("people/find.html", form=request.form, errors={},
-                                   not_found=True)
+                                   not_found=True, can_register=False)
     return render_template("people/find.html", form=request.form, errors=errors,
-                           not_found=False), _status(errors)
+                           not_found=False, can_register=g.principal.can(perm.PEOPLE_WRITE)
+                           ), _status(errors)
 
 
 def _register_context() -> dict:
