@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +120,15 @@ def validate(settings: Settings) -> None:
         raise ConfigError("NOTIFY_API_KEY is required when EMAIL_BACKEND=notify")
     if settings.OIDC_DISCOVERY_URL and not (settings.OIDC_CLIENT_ID and settings.OIDC_CLIENT_SECRET):
         raise ConfigError("OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are required with OIDC_DISCOVERY_URL")
+    if settings.OIDC_ACR_MIN not in ("AAL1", "AAL2", "AAL3"):
+        raise ConfigError("OIDC_ACR_MIN must be AAL1, AAL2 or AAL3")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", settings.OIDC_NAME):
+        raise ConfigError("OIDC_NAME must be lower-case letters, digits and hyphens (it is in URLs)")
+    if settings.TOKEN_TTL_SECONDS <= 0 or settings.TOKEN_TTL_SECONDS > 3600:
+        raise ConfigError("TOKEN_TTL_SECONDS must be between 1 and 3600 (access tokens are short-lived)")
+    if not settings.RATELIMIT_STORAGE_URI.startswith(("memory://", "redis://", "rediss://",
+                                                      "redis+sentinel://", "redis+cluster://")):
+        raise ConfigError("RATELIMIT_STORAGE_URI must be memory:// or a redis:// URL")
     if settings.SESSION_IDLE_MINUTES <= 0 or settings.SESSION_ABSOLUTE_HOURS <= 0:
         raise ConfigError("session timeouts must be positive")
     if settings.is_production:
@@ -130,3 +140,5 @@ def validate(settings: Settings) -> None:
             raise ConfigError("TOKEN_PRIVATE_KEY_FILE is required in production")
         if not settings.BASE_URL.startswith("https://"):
             raise ConfigError("BASE_URL must be https:// in production")
+        if settings.OIDC_DISCOVERY_URL and not settings.OIDC_DISCOVERY_URL.startswith("https://"):
+            raise ConfigError("OIDC_DISCOVERY_URL must be https:// in production")

@@ -157,10 +157,10 @@ def oidc_login(provider: str):
 
 
 def _refuse(provider: oidc.Provider, exc: oidc.LoginRefused):
-    sessions.end()  # a refused sign-in leaves nobody signed in
     actor = Principal.for_membership(exc.user, None) if exc.user is not None else None
     audit.record_denied(actor, f"sign-in:{exc.reason}"[:60], "user",
                         exc.user.id if exc.user is not None else None)
+    sessions.end()  # a refused sign-in leaves nobody signed in, not even an earlier session
     log.info("OIDC sign-in refused (%s): %s", provider.name, exc.reason)
     title = ("Sign-in is not available" if exc.status == 503 else "You cannot sign in")
     return render_template("auth/message.html", title=title, message=exc.message), exc.status
