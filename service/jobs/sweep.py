@@ -58,7 +58,7 @@ DEFAULT_BATCH = 500
 TIMER_URGENCY = {
     "not-answered": "routine",
     "no-first-contact": "routine",
-    "missed-contacts": "urgent",
+    "missed-contacts": "routine",  # as raised by record_contact (service.referrals)
     "review-overdue": "routine",
 }
 _CONTACT_STATES = ("accepted", "in-progress")
