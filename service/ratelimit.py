@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)
 # (werkzeug ProxyFix), or every user shares the balancer's address.
 LOGIN_LIMIT = "10/minute"
 OAUTH_TOKEN_LIMIT = "30/minute"  # noqa: S105 - a rate, not a secret
+# Searching by NHS number: per caller, so one account cannot walk the number space.
+SEARCH_LIMIT = "60/minute"
+
+
+def caller_key() -> str:
+    """The signed-in user or API client, else the client address."""
+    from flask import g
+
+    principal = g.get("principal")
+    return principal.actor_key if principal is not None else get_remote_address()
 
 
 def _retry_after(limit: RequestLimit) -> Response:

@@ -140,3 +140,25 @@ def test_unknown_rate_limit_storage_is_refused_at_start():
 
     with pytest.raises(ConfigError, match="RATELIMIT_STORAGE_URI"):
         load_settings(environ={"RATELIMIT_STORAGE_URI": "mongodb://db"})
+
+
+def test_searching_by_nhs_number_is_limited_per_caller(demo, limited_app):
+    # `demo` builds the shared (unlimited) app first: the limiter follows the last app made.
+    def signed_in(email):
+        client = limited_app.test_client()
+        response = client.post("/login", data={"email": email, "password": "stepdown-demo"},
+                               environ_base={"REMOTE_ADDR": "198.51.100.20"})
+        assert response.status_code == 302
+        return client
+
+    coordinator = signed_in("coordinator@demo.stepdown.test")
+    body = {"nhs_number": "9434765919"}
+    for _ in range(60):
+        assert coordinator.post("/api/v1/people/search", json=body).status_code == 200
+    response = coordinator.post("/api/v1/people/search", json=body)
+    assert response.status_code == 429
+    assert response.mimetype == "application/problem+json"
+    _retry_after(response)
+    # Counted per caller, not per address: a colleague on the same network can still search.
+    duty = signed_in("duty@demo.stepdown.test")
+    assert duty.post("/api/v1/people/search", json=body).status_code == 200

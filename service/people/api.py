@@ -25,6 +25,7 @@ from service.people.schemas import (
     PersonSearchResultSchema,
     PersonSearchSchema,
 )
+from service.ratelimit import SEARCH_LIMIT, caller_key, limiter
 
 people = Blueprint("people", __name__, url_prefix="/api/v1/people",
                    description="People stepping down, their About me, needs and consents")
@@ -76,6 +77,9 @@ class People(MethodView):
 
 @people.route("/search")
 class PeopleSearch(MethodView):
+    decorators = [limiter.limit(SEARCH_LIMIT, key_func=caller_key,
+                                error_message="Too many searches. Wait a minute and try again.")]
+
     @requires(perm.PEOPLE_READ)
     @people.arguments(PersonSearchSchema)
     @people.response(200, PersonSearchResultSchema)
