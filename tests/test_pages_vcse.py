@@ -163,7 +163,8 @@ def test_inbox_filters_by_status_offer_and_assignee_and_ignores_bad_values(world
     assert "Amy Okafor" in accepted and "Person3" not in accepted
     assert "Inbox (filtered)" in accepted
     nobody = _plain(world.vcse.get("/inbox?assignee=me"))
-    assert "No referrals match these filters" in nobody
+    assert "No new handovers match these filters" in nobody
+    assert "No other referrals match these filters yet" in nobody
     for bad in ("status=sideways", "offer=abc", "offer=99999999999", "assignee=x",
                 "cursor=%%%", "cursor=bm90LWEtY3Vyc29y"):
         response = world.vcse.get(f"/inbox?{bad}")

@@ -105,6 +105,18 @@ def _names(db, model, ids) -> dict[int, object]:
     return {row.id: row for row in db.exec(select(model).where(model.id.in_(ids))).all()}
 
 
+def _event_note(event: dict) -> str | None:
+    """A flag event's note for people: "stepped-up: text" → "Stepped up to our team: text"."""
+    note = event["note"]
+    if event["kind"] == "raised" or not note:
+        return None
+    if event["kind"] == "resolved":
+        code, _, rest = note.partition(": ")
+        if code in OUTCOMES:
+            return f"{OUTCOMES[code][0]}: {rest}" if rest else OUTCOMES[code][0]
+    return note
+
+
 def _what(flag: dict) -> str:
     if flag["trigger"] == "concern" and flag["category"]:
         return f"Concern: {CONCERN_OPTIONS.get(flag['category'], (flag['category'],))[0].lower()}"
@@ -190,7 +202,7 @@ def _flag_context(flag_id: int) -> dict:
     history = [{"title": EVENT_LABELS.get(e["kind"], e["kind"].capitalize()), "at": e["at"],
                 "by": users[e["actor_user_id"]].display_name
                 if e["actor_user_id"] in users else "Stepdown",
-                "note": e["note"] if e["kind"] != "raised" else None,
+                "note": _event_note(e),
                 "highlight": e["kind"] in ("escalated", "re-triggered")}
                for e in view["events"]]
     today = support.today()
