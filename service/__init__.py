@@ -101,6 +101,8 @@ AREAS = (
     "service.admin.api",
     "service.offers.api",
     "service.people.api",
+    "service.journeys.api",
+    "service.referrals.api",
     "service.audit.api",
     "service.metrics",
     "service.flags.api",

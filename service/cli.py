@@ -44,10 +44,12 @@ def demo_data() -> None:
     """Load the fictional demo alliance (idempotent)."""
     from service.demo import DEMO_PASSWORD, USERS, load_demo_data
     from service.people.demo import load_demo_offers_and_people
+    from service.referrals.demo import load_demo_journeys_and_referrals
 
     with Session(engine()) as db:
         base = load_demo_data(db)
         base.update(load_demo_offers_and_people(db, base))
+        load_demo_journeys_and_referrals(db, base)
         db.commit()
     click.echo(f"Demo data loaded. Demo logins (password: {DEMO_PASSWORD}):")
     for email, _name, _org, _team, role, _m in USERS:

@@ -1,0 +1,535 @@
+"""API benchmarks under gunicorn against PostgreSQL, with the ceiling measured in the same run.
+
+1. A bare Flask endpoint doing one INSERT (`bench.ceiling`), served by gunicorn with the same
+   settings file and worker count: the ceiling of one write per request on this machine.
+2. Create-and-send: `POST /api/v1/referrals` then `POST /api/v1/referrals/{id}/send` (If-Match)
+   for people with consent, as the trust's EPR API client (bearer token).
+3. Accept: `POST /api/v1/referrals/{id}/accept` (If-Match) as the VCSE organisation's client.
+4. The ceiling again (the machine is shared: the better of the two runs is the ceiling).
+5. The inbox's first page, `GET /api/v1/referrals?box=inbox`, with 100,000 referrals in the
+   database: latency p50/p95 from one client, then from several.
+
+Everything is bounded in count and time and talks to 127.0.0.1 only. Settings (environment):
+BENCH_DATABASE_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/stepdown_bench — the
+database is created if missing and its tables are rebuilt), BENCH_WORKERS (4), BENCH_CLIENTS (8),
+BENCH_REFERRALS (1500), BENCH_CEILING_REQUESTS (3000), BENCH_INBOX_ROWS (100000),
+BENCH_INBOX_REQUESTS (400), BENCH_PHASE_SECONDS (90), BENCH_APP_PORT (8765),
+BENCH_CEILING_PORT (8766).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import nhs_number
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+EPR_CLIENT, EPR_SECRET = "demo-epr", "demo-epr-secret"  # noqa: S105 - the demo client
+VCSE_CLIENT, VCSE_SECRET = "bench-vcse", "bench-vcse-secret"  # noqa: S105 - bench only
+HANDOVER = {
+    "goals": "Meet people locally and rebuild a weekly routine.",
+    "relapse_signs": "Stops answering texts; sleeping in the day.",
+    "crisis_plan": "Crisis line; sister is the first contact.",
+    "risk_summary": "No current risk to others.",
+    "contact_in_hours": "Brent CMHT duty line",
+    "contact_out_of_hours": "Crisis line 0800 000 0000",
+}
+TARGET_RATIO = 0.35
+TARGET_INBOX_P95_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    workers: int
+    clients: int
+    referrals: int
+    ceiling_requests: int
+    inbox_rows: int
+    inbox_requests: int
+    phase_seconds: float
+    app_port: int
+    ceiling_port: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ.get
+        return cls(
+            database_url=env("BENCH_DATABASE_URL",
+                             "postgresql+psycopg://postgres@127.0.0.1:5432/stepdown_bench"),
+            workers=int(env("BENCH_WORKERS", "4")),
+            clients=int(env("BENCH_CLIENTS", "8")),
+            referrals=int(env("BENCH_REFERRALS", "1500")),
+            ceiling_requests=int(env("BENCH_CEILING_REQUESTS", "3000")),
+            inbox_rows=int(env("BENCH_INBOX_ROWS", "100000")),
+            inbox_requests=int(env("BENCH_INBOX_REQUESTS", "400")),
+            phase_seconds=float(env("BENCH_PHASE_SECONDS", "90")),
+            app_port=int(env("BENCH_APP_PORT", "8765")),
+            ceiling_port=int(env("BENCH_CEILING_PORT", "8766")),
+        )
+
+
+# --- the database -----------------------------------------------------------------------------
+
+def ensure_database(url: str) -> None:
+    target = sa.engine.make_url(url)
+    if not target.drivername.startswith("postgresql"):
+        raise SystemExit("The benchmark runs against PostgreSQL: set BENCH_DATABASE_URL.")
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                    {"n": target.database}).scalar()
+        if not exists:
+            connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+
+
+def reset_schema(engine: sa.Engine) -> None:
+    import models
+    from bench.ceiling import TABLE
+
+    models.metadata.drop_all(engine)
+    TABLE.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    models.metadata.create_all(engine)
+    TABLE.metadata.create_all(engine)
+
+
+def _nhs_numbers(start: int, count: int) -> list[str]:
+    numbers, n = [], start
+    while len(numbers) < count:
+        stem = f"9{n:08d}"
+        check = nhs_number.calculate_checksum(stem)
+        if check is not None and check < 10:
+            numbers.append(f"{stem}{check}")
+        n += 1
+    return numbers
+
+
+def _insert(connection, table, rows: list[dict]) -> list[int]:
+    if not rows:
+        return []
+    statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    return list(connection.execute(statement, rows).scalars())
+
+
+def _people_with_consent_and_journeys(connection, ids: dict, numbers: list[str],
+                                      now: datetime) -> tuple[list[int], list[int]]:
+    from models import Consent, Journey, Person
+
+    people = _insert(connection, Person.__table__, [
+        {"nhs_number": number, "given_name": f"Bench{i}", "family_name": "Person",
+         "date_of_birth": datetime(1980, 1, 1).date(), "postcode_district": "NW10",
+         "about_strengths": "Good with people.", "about_what_matters": "My family.",
+         "about_what_helps": "Plain words.", "created_by_organisation_id": ids["trust"],
+         "version": 1, "created_at": now, "updated_at": now}
+        for i, number in enumerate(numbers)])
+    connection.execute(Consent.__table__.insert(), [
+        {"person_id": pid, "organisation_id": ids["vcse_a"], "purpose": "Bench",
+         "lawful_basis": "public-task", "condition": "health-social-care", "method": "verbal",
+         "given_at": now - timedelta(days=30), "expires_at": now + timedelta(days=365),
+         "created_at": now} for pid in people])
+    journeys = _insert(connection, Journey.__table__, [
+        {"person_id": pid, "team_id": ids["team"], "status": "planned", "safety_net_days": 90,
+         "statutory_contact_user_id": ids["coordinator"], "version": 1,
+         "review_due": (now + timedelta(days=28)).date(), "created_at": now, "updated_at": now}
+        for pid in people])
+    return people, journeys
+
+
+def seed(settings: Settings, engine: sa.Engine, workdir: Path) -> dict:
+    """The demo alliance, a VCSE API client, offers, and people ready to be referred."""
+    from sqlmodel import Session, select
+
+    from models import ApiClient, Offer, Team
+    from service import create_app
+    from service.auth.passwords import hash_password
+    from service.demo import load_demo_data
+
+    app = create_app(_app_config(settings, workdir))  # also writes the token key file
+    now = datetime.now(UTC)
+    with app.app_context(), Session(engine) as db:
+        demo = load_demo_data(db)
+        orgs = demo["organisations"]
+        db.add(ApiClient(client_id=VCSE_CLIENT, name="Bench VCSE case system",
+                         organisation_id=orgs["vcse-a"].id,
+                         secret_hash=hash_password(VCSE_SECRET),
+                         scopes="referrals:read referrals:write"))
+        offers = {}
+        for key, name in (("vcse-a", "Peer mentoring"), ("vcse-a", "Peer coaching"),
+                          ("vcse-b", "Community Resilience Network"),
+                          ("vcse-c", "Employment support")):
+            offer = Offer(organisation_id=orgs[key].id, name=name, description="Bench offer")
+            db.add(offer)
+            db.flush()
+            offers[name] = offer.id
+        team = db.exec(select(Team).where(
+            Team.name == "Brent Community Mental Health Team")).one()
+        ids = {"trust": orgs["trust-a"].id, "vcse_a": orgs["vcse-a"].id, "team": team.id,
+               "coordinator": demo["users"]["coordinator@demo.stepdown.test"].id,
+               "offers": offers}
+        db.commit()
+    with engine.begin() as connection:
+        _people, journeys = _people_with_consent_and_journeys(
+            connection, ids, _nhs_numbers(1, settings.referrals), now)
+    ids["journeys"] = journeys
+    app.extensions["stepdown.engine"].dispose()
+    return ids
+
+
+def load_inbox(engine: sa.Engine, ids: dict, rows: int) -> None:
+    """`rows` referrals, sent over the past year, half of them to VCSE A's two offers."""
+    from models import Referral
+
+    offers = list(ids["offers"].values())  # A1, A2, B1, C1
+    people_count = -(-rows // len(offers))
+    now = datetime.now(UTC)
+    rng = random.Random(3)  # noqa: S311 - synthetic data
+    statuses = ["requested", "accepted", "in-progress", "completed", "rejected"]
+    with engine.begin() as connection:
+        people, journeys = _people_with_consent_and_journeys(
+            connection, ids, _nhs_numbers(10_000_000, people_count), now)
+        person_of = dict(zip(journeys, people, strict=True))
+        owners = dict(connection.execute(sa.text("SELECT id, organisation_id FROM offer")).all())
+        batch: list[dict] = []
+        made = 0
+        for journey_id in journeys:
+            for offer_id in offers:
+                if made == rows:
+                    break
+                sent = now - timedelta(minutes=rng.randrange(1, 525_600))
+                status = rng.choice(statuses)
+                batch.append({
+                    "journey_id": journey_id, "person_id": person_of[journey_id],
+                    "offer_id": offer_id, "referring_team_id": ids["team"],
+                    "receiving_organisation_id": owners[offer_id], "status": status,
+                    "reason_code": "no-capacity" if status == "rejected" else None,
+                    "waitlist": False, "version": 2, "created_at": sent - timedelta(hours=2),
+                    "sent_at": sent, "updated_at": sent, **HANDOVER})
+                made += 1
+            if len(batch) >= 5000 or made == rows:
+                connection.execute(Referral.__table__.insert(), batch)
+                batch = []
+        connection.execute(sa.text("ANALYZE"))
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+def _app_config(settings: Settings, workdir: Path) -> dict:
+    return {
+        "ENV": "development",
+        "DATABASE_URL": settings.database_url,
+        "SECRET_KEY": "bench-secret-key-bench-secret-key-0123456789",
+        "TOKEN_PRIVATE_KEY_FILE": str(workdir / "token-key.pem"),
+        "RATELIMIT_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+        "BASE_URL": f"http://{HOST}:{settings.app_port}",
+        "DB_POOL_SIZE": "5",
+    }
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def start_server(name: str, spec: str, port: int, settings: Settings, workdir: Path,
+                 ready_path: str) -> Server:
+    env = dict(os.environ)
+    env.update({("STEPDOWN_ENV" if k == "ENV" else k): str(v)
+                for k, v in _app_config(settings, workdir).items()})
+    env.update(GUNICORN_BIND=f"{HOST}:{port}", GUNICORN_WORKERS=str(settings.workers),
+               GUNICORN_MAX_REQUESTS="1000000", FLASK_APP="service")
+    log = workdir / f"{name}.log"
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and gunicorn
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+         # --preload: the app is built once and forked, so every worker is ready together
+         # (it opens no database connection before serving).
+         "--control-socket", str(workdir / f"{name}.ctl"), "--preload", spec],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    server = Server(name, process, port, log)
+    deadline = time.monotonic() + 240  # workers build the whole app; slow on a busy machine
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} server exited; see {log}")
+        try:
+            status, _h, _b, _t = call(port, "GET", ready_path)
+            if status < 500:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.3)
+    server.stop()
+    raise SystemExit(f"{name} server did not start; see {log}")
+
+
+# --- the load generator -----------------------------------------------------------------------
+
+def call(port: int, method: str, path: str, body: dict | str | None = None,
+         headers: dict | None = None) -> tuple[int, dict, bytes, float]:
+    """One HTTP request on a fresh loopback connection: status, headers, body, seconds."""
+    data = None
+    headers = dict(headers or {})
+    if isinstance(body, dict):
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    elif isinstance(body, str):
+        data = body.encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        connection.request(method, path, body=data, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        return (response.status, {k.lower(): v for k, v in response.getheaders()}, payload,
+                time.perf_counter() - started)
+    finally:
+        connection.close()
+
+
+def token(port: int, client_id: str, secret: str) -> str:
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    status, _h, body, _t = call(port, "POST", "/oauth/token",
+                                "grant_type=client_credentials",
+                                {"Authorization": f"Basic {basic}"})
+    if status != 200:
+        raise SystemExit(f"no token for {client_id}: {status} {body[:200]!r}")
+    return json.loads(body)["access_token"]
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int = 0
+    errors: int = 0
+    units: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    first_error: str = ""
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+
+
+def run(name: str, items: list, worker: Callable[[object], list[tuple[int, float, int]]],
+        clients: int, seconds: float) -> Result:
+    """Give the items to `clients` threads; each item makes one or more requests.
+
+    `worker(item)` returns (status, latency, expected status) per request it made.
+    """
+    result = Result(name)
+    lock = threading.Lock()
+    iterator = iter(items)
+    deadline = time.monotonic() + seconds
+
+    def loop():
+        while time.monotonic() < deadline:
+            with lock:
+                item = next(iterator, None)
+            if item is None:
+                return
+            try:
+                outcomes = worker(item)
+            except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+                outcomes = [(0, 0.0, 1)]
+                with lock:
+                    result.first_error = result.first_error or repr(exc)[:200]
+            with lock:
+                result.units += 1
+                for status, latency, expected in outcomes:
+                    result.requests += 1
+                    result.latencies.append(latency)
+                    if status != expected:
+                        result.errors += 1
+                        result.first_error = result.first_error or f"HTTP {status}"
+
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+# --- the benchmarks ---------------------------------------------------------------------------
+
+def bench_ceiling(settings: Settings, label: str) -> Result:
+    def one(i):
+        status, _h, _b, seconds = call(settings.ceiling_port, "POST", "/insert",
+                                       {"n": i, "note": "one insert"})
+        return [(status, seconds, 201)]
+
+    run("warm-up", list(range(50)), one, settings.clients, 30)
+    return run(label, list(range(settings.ceiling_requests)), one, settings.clients,
+               settings.phase_seconds)
+
+
+def bench_create_and_send(settings: Settings, ids: dict, sent: list[int]) -> Result:
+    auth = {"Authorization": f"Bearer {token(settings.app_port, EPR_CLIENT, EPR_SECRET)}"}
+    offer = ids["offers"]["Peer mentoring"]
+    lock = threading.Lock()
+
+    def one(journey_id):
+        status, headers, body, t1 = call(settings.app_port, "POST", "/api/v1/referrals",
+                                         {"journey_id": journey_id, "offer_id": offer,
+                                          **HANDOVER}, auth)
+        if status != 201:
+            return [(status, t1, 201)]
+        referral_id = json.loads(body)["id"]
+        status2, _h, _b, t2 = call(settings.app_port, "POST",
+                                   f"/api/v1/referrals/{referral_id}/send", {},
+                                   {**auth, "If-Match": headers["etag"]})
+        if status2 == 200:
+            with lock:
+                sent.append(referral_id)
+        return [(status, t1, 201), (status2, t2, 200)]
+
+    journeys = ids["journeys"]
+    run("warm-up", journeys[:20], one, settings.clients, 30)
+    return run("create-and-send referral", journeys[20:], one, settings.clients,
+               settings.phase_seconds)
+
+
+def bench_accept(settings: Settings, sent: list[int]) -> Result:
+    auth = {"Authorization": f"Bearer {token(settings.app_port, VCSE_CLIENT, VCSE_SECRET)}"}
+
+    def one(referral_id):
+        status, _h, _b, seconds = call(settings.app_port, "POST",
+                                       f"/api/v1/referrals/{referral_id}/accept", {},
+                                       {**auth, "If-Match": f'"referral-{referral_id}-v2"'})
+        return [(status, seconds, 200)]
+
+    run("warm-up", sent[:20], one, settings.clients, 30)
+    return run("accept referral", sent[20:], one, settings.clients, settings.phase_seconds)
+
+
+def bench_inbox(settings: Settings, clients: int) -> Result:
+    auth = {"Authorization": f"Bearer {token(settings.app_port, VCSE_CLIENT, VCSE_SECRET)}"}
+
+    def one(_i):
+        status, _h, _b, seconds = call(settings.app_port, "GET",
+                                       "/api/v1/referrals?box=inbox&limit=25", None, auth)
+        return [(status, seconds, 200)]
+
+    run("warm-up", list(range(20)), one, 1, 30)
+    return run(f"inbox first page, {clients} client(s)", list(range(settings.inbox_requests)),
+               one, clients, settings.phase_seconds)
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def _row(result: Result, ceiling_rps: float | None = None, note: str = "") -> str:
+    ratio = f"{result.rps / ceiling_rps:6.0%}" if ceiling_rps else "      "
+    return (f"{result.name:<40} {result.requests:>6} {result.errors:>4} {result.seconds:>7.1f} "
+            f"{result.rps:>8.1f} {result.percentile(50):>7.1f} {result.percentile(95):>7.1f} "
+            f"{ratio}  {note}")
+
+
+def report(settings: Settings, results: dict[str, Result], inbox_rows: int) -> list[str]:
+    ceiling = max(results["ceiling1"].rps, results["ceiling2"].rps)
+    cs, acc = results["create_send"], results["accept"]
+    inbox1, inbox_n = results["inbox1"], results["inbox_n"]
+    verdict = {True: "meets target", False: "BELOW target"}
+    lines = [
+        "",
+        f"Stepdown API benchmark: PostgreSQL, gunicorn {settings.workers} sync workers, "
+        f"{settings.clients} client threads, {os.cpu_count()} CPUs, loopback",
+        f"{'phase':<40} {'reqs':>6} {'err':>4} {'secs':>7} {'req/s':>8} {'p50 ms':>7} "
+        f"{'p95 ms':>7} {'of ceiling':>6}",
+        _row(results["ceiling1"], ceiling),
+        _row(cs, ceiling, f"{cs.units / cs.seconds:.1f} referrals/s; "
+                          f"{verdict[cs.rps / ceiling >= TARGET_RATIO]} "
+                          f"({TARGET_RATIO:.0%} of ceiling)"),
+        _row(acc, ceiling, f"{verdict[acc.rps / ceiling >= TARGET_RATIO]} "
+                           f"({TARGET_RATIO:.0%} of ceiling)"),
+        _row(results["ceiling2"], ceiling),
+        _row(inbox1, None, f"{inbox_rows:,} referrals; p95 "
+                           f"{verdict[inbox1.percentile(95) < TARGET_INBOX_P95_MS]} "
+                           f"(< {TARGET_INBOX_P95_MS:.0f} ms)"),
+        _row(inbox_n, None, "the same page under concurrent load"),
+        f"ceiling = the better of the two bare-INSERT runs: {ceiling:.1f} req/s",
+    ]
+    for result in results.values():
+        if result.first_error:
+            lines.append(f"first error in {result.name}: {result.first_error}")
+    return lines
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    ensure_database(settings.database_url)
+    engine = sa.create_engine(settings.database_url)
+    workdir = Path(tempfile.mkdtemp(prefix="stepdown-bench-"))
+    print(f"preparing {settings.database_url.rsplit('/', 1)[-1]} (logs in {workdir})",
+          flush=True)
+    reset_schema(engine)
+    ids = seed(settings, engine, workdir)
+    servers = []
+    results: dict[str, Result] = {}
+    try:
+        servers.append(start_server("app", "service:create_app()", settings.app_port,
+                                    settings, workdir, "/healthz"))
+        servers.append(start_server("ceiling", "bench.ceiling:app", settings.ceiling_port,
+                                    settings, workdir, "/"))
+        print("measuring the ceiling, create-and-send, accept", flush=True)
+        results["ceiling1"] = bench_ceiling(settings, "ceiling: bare Flask, one INSERT")
+        sent: list[int] = []
+        results["create_send"] = bench_create_and_send(settings, ids, sent)
+        results["accept"] = bench_accept(settings, sent)
+        results["ceiling2"] = bench_ceiling(settings, "ceiling again")
+        print(f"loading {settings.inbox_rows:,} referrals for the inbox", flush=True)
+        load_inbox(engine, ids, settings.inbox_rows)
+        with engine.connect() as connection:
+            total = connection.execute(sa.text("SELECT count(*) FROM referral")).scalar()
+        results["inbox1"] = bench_inbox(settings, 1)
+        results["inbox_n"] = bench_inbox(settings, settings.clients)
+    finally:
+        for server in servers:
+            server.stop()
+        engine.dispose()
+    lines = report(settings, results, total)
+    print("\n".join(lines))
+    (ROOT / "instance").mkdir(exist_ok=True)
+    (ROOT / "instance" / "bench-latest.txt").write_text("\n".join(lines) + "\n")
+    return 1 if any(r.errors for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
