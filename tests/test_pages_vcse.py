@@ -213,7 +213,7 @@ def test_tombstone_after_consent_withdrawal(world, sent):
     assert response.status_code == 200
     text = _plain(response)
     assert "The person's details are not available" in text
-    assert "consent withdrawn on 2027-01-04" in text
+    assert "Consent withdrawn on 4 January 2027" in text
     assert "Amy" not in text and "crisis" not in text.lower().replace("crisis line", "")
     inbox = _plain(world.vcse.get("/inbox"))
     assert "Details not available" in inbox and "Amy Okafor" not in inbox

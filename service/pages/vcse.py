@@ -14,6 +14,7 @@ success redirects (POST-redirect-GET) with a flash message that never names the 
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 
 import sqlalchemy as sa
@@ -360,7 +361,15 @@ def _fetch(db, actor, *, limit: int, cursor: str | None, skip_new: bool = False,
     return items, cursor
 
 
+def tombstone_detail(detail: str | None) -> str:
+    """"consent withdrawn on 2027-01-03" with the date in words (3 January 2027)."""
+    text = re.sub(r"\d{4}-\d{2}-\d{2}", lambda m: support.long_date(m.group(0)), detail or "")
+    return text[:1].upper() + text[1:]
+
+
 def _inbox_row(item: dict, offers: dict, today: date) -> dict:
+    if item.get("tombstone"):
+        return {**item, "detail": tombstone_detail(item.get("detail"))}
     offer = offers.get(item["offer"]["id"], {})
     due = reply_due(item["status"], item.get("sent_at"), offer.get("response_target_days"))
     label, colour = STATUS.get(item["status"], (item["status"], "grey"))
@@ -421,7 +430,8 @@ def referral(referral_id: int):
         return redirect(url_for("people_pages.person", person_id=row.person_id) + "#referrals")
     row, level, view = _referral(referral_id)
     if level != FULL:
-        return render_template("referrals/tombstone.html", view=view)
+        return render_template("referrals/tombstone.html", view=view,
+                               detail=tombstone_detail(view.get("detail")))
     return _referral_page(row, view)
 
 
