@@ -489,3 +489,18 @@ def test_no_form_answers_garbage_with_a_500(world, sent):
         assert "<script>" not in _text(response)
     assert referral_row(world.db, sent).status == "requested"
     assert world.db.exec(select(Journey)).one().status == "planned"
+
+
+def test_contacts_and_notes_on_the_referral_page_are_paginated(world, sent):
+    _started(world, sent)
+    start = world.clock.now()
+    for n in range(12):
+        world.db.add(Contact(referral_id=sent, outcome="attended", note=f"Meeting {n:02d}",
+                             happened_at=start + timedelta(minutes=n), created_at=start))
+    world.db.commit()
+    world.later(hours=1)
+    first = _plain(world.vcse.get(f"/referrals/{sent}"))
+    assert "Contacts (12)" in first and "Meeting 11" in first and "Meeting 01" not in first
+    second = _plain(world.vcse.get(f"/referrals/{sent}?contacts_page=2"))
+    assert "Meeting 01" in second and "Meeting 11" not in second
+    assert world.vcse.get(f"/referrals/{sent}?contacts_page=999&notes_page=x").status_code == 200

@@ -53,6 +53,7 @@ bp = Blueprint("vcse", __name__)
 INBOX_PER_PAGE = 20
 NEW_ON_FIRST_PAGE = 20
 OFFERS_PER_PAGE = 25
+PER_PAGE = 10  # contacts and notes on the referral page
 
 # The receiving organisation's words for a referral's status: (label, tag colour).
 STATUS = {
@@ -435,6 +436,14 @@ def referral(referral_id: int):
     return _referral_page(row, view)
 
 
+def _page_of(total: int, arg: str) -> tuple[int, int]:
+    """The page asked for (1 when missing or out of range) and the number of pages."""
+    pages = max(1, -(-total // PER_PAGE))
+    value = request.args.get(arg, "")
+    page = int(value) if value.isdigit() and len(value) < 6 else 1
+    return min(max(page, 1), pages), pages
+
+
 def _referral_page(row, view: dict, status: int = 200):
     db, actor = get_session(), g.principal
     offer = offer_ops.get_offer(db, actor, view["offer"]["id"])
@@ -442,11 +451,17 @@ def _referral_page(row, view: dict, status: int = 200):
     label, colour = STATUS.get(view["status"], (view["status"], "grey"))
     contacts = sorted(view["contacts"], key=lambda c: (c["happened_at"], c["id"]), reverse=True)
     notes = sorted(view["notes"], key=lambda n: (n["created_at"], n["id"]), reverse=True)
+    contacts_page, contacts_pages = _page_of(len(contacts), "contacts_page")
+    notes_page, notes_pages = _page_of(len(notes), "notes_page")
     return render_template(
         "referrals/referral.html", view=view, offer=offer, status_label=label,
         status_colour=colour, reply_due=due, overdue=due is not None and support.today() > due,
         about=about_me_sections(view["handover"]["about_me"]), sharing=_sharing(db, row),
-        timeline=timeline(view), contacts=contacts, notes=notes,
+        timeline=timeline(view), contacts_total=len(contacts), notes_total=len(notes),
+        contacts=contacts[(contacts_page - 1) * PER_PAGE:contacts_page * PER_PAGE],
+        notes=notes[(notes_page - 1) * PER_PAGE:notes_page * PER_PAGE],
+        contacts_page=contacts_page, contacts_pages=contacts_pages, notes_page=notes_page,
+        notes_pages=notes_pages,
         contact_labels=CONTACT_LABELS, role_labels=support.ROLE_LABELS,
         reason_label=support.REASON_LABELS.get(view["reason_code"], view["reason_code"]),
         can_contact=view["status"] in referral_ops.CONTACT_STATES and actor.can(
