@@ -57,5 +57,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _echo_request_id(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        log.info("%s %s %s", request.method, request.path, response.status_code)
+        # The route template, not the path: a path can carry an NHS number or a name.
+        log.info("%s %s %s", request.method,
+                 request.url_rule.rule if request.url_rule else "(no route)", response.status_code)
         return response
