@@ -281,3 +281,16 @@ def test_consent_withdrawal_tells_the_vcse_without_personal_data(app, world, db,
     assert (task.status, task.statusReason.coding[0].code) == ("cancelled", "consent-withdrawn")
     assert task.identifier[0].value == str(rid)
     assert b"Amara" not in body and b"Okafor" not in body
+
+
+def test_a_deactivated_client_gets_nothing_more(app, world, epr, receiver):
+    hook = _register(epr, receiver.url).get_json()
+    sent_referral(world)
+    client = world.db.exec(select(ApiClient).where(ApiClient.client_id == "demo-epr")).one()
+    client.is_active = False
+    world.db.add(client)
+    world.db.commit()
+    assert _drain(app).failed == 1
+    assert receiver.received == []
+    [message] = _messages(world.db, hook["id"])
+    assert "switched off" in message.last_error

@@ -202,12 +202,16 @@ def on_status_change(db: Session, referral: Referral, event: ReferralEvent) -> N
 
 
 def _subscription(webhook_id: int | None) -> WebhookSubscription | None:
+    """The subscription if it and its API client are still active."""
     from service.db import engine
 
     if webhook_id is None:
         return None
     with Session(engine()) as db:
-        return db.get(WebhookSubscription, webhook_id)
+        return db.exec(select(WebhookSubscription)
+                       .join(ApiClient, ApiClient.id == WebhookSubscription.api_client_id)
+                       .where(WebhookSubscription.id == webhook_id,
+                              WebhookSubscription.is_active, ApiClient.is_active)).first()
 
 
 def _switch_off(webhook_id: int) -> None:
@@ -222,8 +226,8 @@ def _switch_off(webhook_id: int) -> None:
 @register_channel("webhook")
 def deliver_webhook(message: OutboxMessage, settings) -> None:
     subscription = _subscription(message.webhook_id)
-    if subscription is None or not subscription.is_active:
-        raise PermanentFailure("the webhook was deleted")
+    if subscription is None:
+        raise PermanentFailure("the webhook or its API client was switched off")
     try:
         check_destination(subscription.url, production=settings.is_production)
     except ValueError as exc:
