@@ -16,6 +16,8 @@ PUBLIC_ROUTES = {
 
 
 def _concrete(rule: str) -> str:
+    """A URL matching the rule: the first choice of an any() converter, else 1."""
+    rule = re.sub(r"<any\(([^,)]+)[^>]*>", lambda m: m.group(1).strip(), rule)
     return re.sub(r"<(?:[^:>]+:)?[^>]+>", "1", rule)
 
 
