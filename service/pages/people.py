@@ -312,9 +312,8 @@ def about_me(person_id: int):
             data, errors = None, support.friendly(flatten_errors(exc.messages), ABOUT_WORDING)
         if data is not None:
             version = support.form_int(request.form, "version")
-            with support.with_if_match("person", person_id, version or -1):
-                _done, errors = _run(lambda: people_ops.update_person(
-                    db, actor, person_id, data), ABOUT_WORDING)
+            _done, errors = _run(lambda: people_ops.update_person(
+                db, actor, person_id, data, expected_version=version or -1), ABOUT_WORDING)
             if not errors:
                 flash("About me updated", "success")
                 if draft.isdigit():

@@ -6,18 +6,14 @@ covers what a page needs yet (each is marked STOPGAP and reported to the lead):
 - `add_journey_note`: `referrals.operations.add_note` needs a referral; a note or client-voice
   note about the whole journey (before any referral) has no operation.
 - `update_draft_handover`: there is no operation to change a draft referral's handover.
-- `with_if_match`: `people.operations.update_person` reads If-Match from the request headers;
-  pages send the version they showed in a hidden field instead.
 """
 
 from __future__ import annotations
 
-import contextlib
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import request
 from sqlmodel import Session, select
 
 from models import (
@@ -35,7 +31,6 @@ from service.audit import operations as audit
 from service.auth import permissions as perm
 from service.auth.principal import Principal
 from service.errors import Conflict, Forbidden, PreconditionFailed
-from service.http import etag_of
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -164,26 +159,6 @@ def as_ints(values: dict, *names: str) -> dict:
 def form_int(form, name: str) -> int | None:
     value = (form.get(name) or "").strip()
     return int(value) if value.isdigit() else None
-
-
-@contextlib.contextmanager
-def with_if_match(kind: str, record_id: int, version: int | None):
-    """STOPGAP: operations that read If-Match from the request get the version the page showed
-    (a hidden field), so a stale form is refused (412) like a stale API call."""
-    if version is None:
-        yield
-        return
-    environ = request.environ
-    had = "HTTP_IF_MATCH" in environ
-    previous = environ.get("HTTP_IF_MATCH")
-    environ["HTTP_IF_MATCH"] = etag_of(kind, record_id, version)
-    try:
-        yield
-    finally:
-        if had:
-            environ["HTTP_IF_MATCH"] = previous
-        else:
-            environ.pop("HTTP_IF_MATCH", None)
 
 
 # --- display ----------------------------------------------------------------------------------
