@@ -11,6 +11,7 @@ from flask import Flask, g
 from flask_smorest import Api
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.routing import IntegerConverter
 
 from service import clock, db, errors, observability
 from service.config import load_settings
@@ -18,6 +19,12 @@ from service.config import load_settings
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
+
+
+class _RecordIdConverter(IntegerConverter):
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(config_override: dict[str, Any] | None = None) -> Flask:
@@ -29,6 +36,8 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
         instance_path=str(ROOT / "instance"),
     )
+    # Ids beyond a 32-bit key cannot name a record: answer 404 at routing, not a database error.
+    app.url_map.converters["int"] = _RecordIdConverter
     app.config.update(
         SETTINGS=settings,
         SECRET_KEY=settings.SECRET_KEY,
@@ -105,6 +114,7 @@ AREAS = (
     "service.referrals.api",
     "service.audit.api",
     "service.metrics",
+    "service.reports.handover",
     "service.flags.api",
     "service.interop",
     "service.flows.api",
