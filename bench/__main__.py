@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import api
+from bench import api, flags, flows, sweep
 
-BENCHMARKS = (api.main,)
+BENCHMARKS = (api.main, sweep.main, flags.main, lambda: flows.main() or 0)
 
 
 def main() -> int:
