@@ -25,7 +25,7 @@ from service.flags.schemas import AcknowledgeSchema, QueueArgsSchema, ResolveSch
 from service.journeys import operations as journey_ops
 from service.pages import people_support as support
 from service.pages.forms import errors_from, form_values
-from service.pages.vcse import CONCERN_OPTIONS, MAX_ID, _load
+from service.pages.vcse import CONCERN_OPTIONS, _load
 from service.people import operations as people_ops
 from service.referrals import operations as referral_ops
 
@@ -56,12 +56,6 @@ RESOLVE_WORDING = {"outcome": "Select the outcome",
                    "note": "The note must be 4000 characters or fewer"}
 STEP_UP_WORDING = {"note": "The note must be 2000 characters or fewer",
                    "trigger": "Enter why the person is being stepped up"}
-
-
-@bp.before_request
-def _ids_in_range():
-    if any(isinstance(v, int) and v > MAX_ID for v in (request.view_args or {}).values()):
-        raise NotFound("No such flag.")
 
 
 def _statutory() -> None:

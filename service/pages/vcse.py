@@ -192,13 +192,6 @@ OFFER_WORDING = {
 }
 
 bp.app_template_filter("long_date")(support.long_date)
-MAX_ID = 2_147_483_647  # ids are 32-bit: a larger one names no record (never a database error)
-
-
-@bp.before_request
-def _ids_in_range():
-    if any(isinstance(v, int) and v > MAX_ID for v in (request.view_args or {}).values()):
-        raise NotFound("No such record.")
 
 bp.app_template_filter("long_datetime")(support.long_datetime)
 
