@@ -24,6 +24,10 @@ def home():
         return redirect(url_for("vcse.inbox"))
     if principal.role in QUEUE_ROLES and principal.organisation_kind == "statutory":
         return redirect(url_for("duty.queue"))
+    if principal.role == "org_admin":
+        return redirect(url_for("admin_pages.overview"))
+    if principal.role == "contract_manager":
+        return redirect(url_for("flows_pages.flows_page"))
     return render_template("pages/home.html", principal=g.principal)
 
 
