@@ -623,12 +623,12 @@ def _audit_listed(db: Session, actor: Principal, listed: list[tuple[int, int]]) 
     same number of queries whatever its size."""
     if not listed:
         return
-    columns = [c.name for c in AuditEvent.__table__.columns if c.name != "id"]
-    rows = []
-    for referral_id, person_id in listed:
-        event = audit._event(actor, "list", "referral", referral_id, person_id, "allowed")
-        rows.append({name: getattr(event, name) for name in columns})
-    db.exec(sa.insert(AuditEvent.__table__), params=rows)
+    template = audit._event(actor, "list", "referral", None, None, "allowed")
+    common = {c.name: getattr(template, c.name) for c in AuditEvent.__table__.columns
+              if c.name not in ("id", "record_id", "person_id")}
+    db.exec(sa.insert(AuditEvent.__table__), params=[
+        {**common, "record_id": str(referral_id), "person_id": person_id}
+        for referral_id, person_id in listed])
 
 
 def list_referrals(db: Session, actor: Principal, *, box: str | None = None,
