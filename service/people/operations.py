@@ -19,12 +19,9 @@ from models import (
     Organisation,
     Person,
     PersonNeed,
-    Referral,
-    ReferralEvent,
     Responsibility,
     User,
 )
-from models.vocab import OPEN_REFERRAL_STATES
 from service import clock
 from service.audit import operations as audit
 from service.auth import permissions as perm
@@ -32,6 +29,7 @@ from service.auth.principal import Principal
 from service.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from service.flags.operations import raise_flag
 from service.http import etag_of, require_if_match
+from service.referrals.operations import cancel_open_referrals
 from service.scoping import require_person
 
 ABOUT_FIELDS = {"strengths": "about_strengths", "what_matters": "about_what_matters",
@@ -299,44 +297,6 @@ def consent_withdrawn_on(db: Session, person_id: int, organisation_id: int):
                           Consent.organisation_id == organisation_id)).first()
 
 
-def _cancel_open_referrals(db: Session, actor: Principal, person_id: int,
-                           organisation_id: int) -> list[Referral]:
-    """Cancel (reason consent-withdrawn) every open referral of the person to the organisation:
-    one ReferralEvent and one audit event each, then the referral status listeners."""
-    try:
-        from service.referrals.hooks import notify_status_change
-    except ImportError:  # TEMPORARY: until the referrals area is committed
-        def notify_status_change(*_args):
-            return None
-
-    now = clock.now()
-    referrals = list(db.exec(
-        select(Referral)
-        .where(Referral.person_id == person_id,
-               Referral.receiving_organisation_id == organisation_id,
-               Referral.status.in_(OPEN_REFERRAL_STATES))
-        .order_by(Referral.id)
-        .with_for_update()
-    ).all())
-    for referral in referrals:
-        event = ReferralEvent(referral_id=referral.id, action="cancel",
-                              from_status=referral.status, to_status="cancelled",
-                              reason_code="consent-withdrawn", actor_user_id=actor.user_id,
-                              actor_client_id=actor.client_id, at=now)
-        referral.status = "cancelled"
-        referral.reason_code = "consent-withdrawn"
-        referral.reason_text = None
-        referral.ended_at = now
-        referral.updated_at = now
-        referral.version += 1
-        db.add(referral)
-        db.add(event)
-        db.flush()
-        audit.record(db, actor, "cancel", "referral", referral.id, person_id=person_id)
-        notify_status_change(db, referral, event)
-    return referrals
-
-
 def _raise_consent_flags(db: Session, actor: Principal, person_id: int,
                          organisation: Organisation, cancelled: int) -> None:
     """A flag tells each active journey's statutory team to re-plan."""
@@ -367,7 +327,8 @@ def withdraw_consent(db: Session, actor: Principal, consent_id: int, reason: str
     consent.withdrawn_by_user_id = actor.user_id
     consent.withdrawal_reason = reason
     db.add(consent)
-    cancelled = _cancel_open_referrals(db, actor, consent.person_id, consent.organisation_id)
+    cancelled = cancel_open_referrals(db, actor, consent.person_id, consent.organisation_id,
+                                      reason_code="consent-withdrawn")
     db.flush()
     _raise_consent_flags(db, actor, consent.person_id,
                          db.get(Organisation, consent.organisation_id), len(cancelled))
