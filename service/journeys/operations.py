@@ -208,6 +208,7 @@ def activate_on_first_accept(db: Session, journey_id: int) -> bool:
         sa.update(Journey)
         .where(Journey.id == journey_id, Journey.status == "planned")
         .values(status="active", version=Journey.version + 1, updated_at=clock.now())
+        .execution_options(synchronize_session=False)  # callers do not hold the journey
     )
     return result.rowcount == 1
 

@@ -25,6 +25,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from models import (
@@ -164,13 +165,17 @@ def _write_event(db: Session, actor: Principal | None, referral_id: int, action:
 
 def _conditional_update(db: Session, referral: Referral, **values) -> None:
     """Change the row only if nobody changed it since we read it (else 412)."""
+    values["version"] = referral.version + 1
     result = db.exec(
         sa.update(Referral)
         .where(Referral.id == referral.id, Referral.version == referral.version)
-        .values(version=referral.version + 1, **values)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         raise PreconditionFailed("The referral has changed since you read it. Read it again.")
+    for name, value in values.items():  # the row now holds these: not a pending change
+        set_committed_value(referral, name, value)
 
 
 # --- create -----------------------------------------------------------------------------------
@@ -446,6 +451,7 @@ def record_contact(db: Session, actor: Principal, referral_id: int, data: dict) 
                    sa.or_(Referral.first_contact_at.is_(None),
                           Referral.first_contact_at > happened_at))
             .values(first_contact_at=happened_at)
+            .execution_options(synchronize_session=False)
         )
     else:
         latest = db.exec(select(Contact.outcome).where(Contact.referral_id == referral.id)
