@@ -47,6 +47,7 @@ class OrganisationPatchSchema(Schema):
 class PageArgsSchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     after = fields.Integer(load_default=None, allow_none=True,
+                           validate=validate.Range(min=0, max=2**31 - 1),
                            metadata={"description": "Return items after this id (keyset)"})
 
 

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+import sqlalchemy as sa
 from flask import current_app, session
 from sqlmodel import select
 
@@ -71,31 +72,51 @@ def switch_membership(membership: Membership) -> None:
         get_session().add(row)
 
 
+def _touch(token_hash: str, now) -> LoginSession | None:
+    """Read the session row and record activity in a short transaction of its own.
+
+    Done before the request's session reads anything: on SQLite a write held open in the
+    request's transaction would block the separately committed audit of a refused read, and
+    a write committed behind an open read snapshot would make the request's later writes fail.
+    Expired rows are deleted here too, so the deletion survives the redirect or 401.
+    """
+    from service.db import engine
+
+    settings = current_app.config["SETTINGS"]
+    idle = timedelta(minutes=settings.SESSION_IDLE_MINUTES)
+    absolute = timedelta(hours=settings.SESSION_ABSOLUTE_HOURS)
+    table = LoginSession.__table__
+    with engine().begin() as connection:
+        found = connection.execute(sa.select(table).where(table.c.token_hash == token_hash)).first()
+        if found is None:
+            return None
+        row = LoginSession(**found._mapping)
+        if now - row.last_seen_at > idle or now - row.created_at > absolute:
+            connection.execute(sa.delete(table).where(table.c.token_hash == token_hash))
+            return None
+        if now - row.last_seen_at > _LAST_SEEN_GRANULARITY:
+            connection.execute(sa.update(table).where(table.c.token_hash == token_hash)
+                               .values(last_seen_at=now))
+            row.last_seen_at = now
+    return row
+
+
 def principal_from_session() -> Principal | None:
     token = session.get("sid")
     if not token:
         return None
-    db = get_session()
-    row = db.get(LoginSession, _hash(token))
+    row = _touch(_hash(token), clock.now())
     if row is None:
         session.clear()
         raise SessionExpired()
-    settings = current_app.config["SETTINGS"]
-    now = clock.now()
-    idle = timedelta(minutes=settings.SESSION_IDLE_MINUTES)
-    absolute = timedelta(hours=settings.SESSION_ABSOLUTE_HOURS)
-    if now - row.last_seen_at > idle or now - row.created_at > absolute:
-        db.delete(row)
-        session.clear()
-        raise SessionExpired()
+    db = get_session()
     user = db.get(User, row.user_id)
     if user is None or not user.is_active:
-        db.delete(row)
+        stale = db.get(LoginSession, row.token_hash)
+        if stale is not None:
+            db.delete(stale)
         session.clear()
         raise SessionExpired()
-    if now - row.last_seen_at > _LAST_SEEN_GRANULARITY:
-        row.last_seen_at = now
-        db.add(row)
     membership = db.get(Membership, row.membership_id) if row.membership_id else None
     if membership is None or membership.user_id != user.id:
         membership = db.exec(
