@@ -93,7 +93,7 @@ def screens(page) -> Screens:
     return Screens(page)
 
 
-def sign_in(page, base_url: str, email: str, password: str = "stepdown-demo") -> None:
+def sign_in(page, base_url: str, email: str, password: str = "stepdown-demo") -> None:  # noqa: S107
     page.goto(f"{base_url}/login")
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password").fill(password)
