@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -42,6 +44,11 @@ def _many(w, count: int, offers=None, start_seed: int = 100) -> list[int]:
         db.commit()
         ids.append(referral.id)
     return ids
+
+
+def _cursor(at: str, referral_id: int) -> str:
+    raw = json.dumps([at, referral_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 @contextmanager
@@ -95,7 +102,9 @@ def test_inbox_filters_by_status_offer_and_assignee(world):
     assert listed(f"assignee={vcse_id}&status=accepted&offer={world.offer.id}") == [ids[0]]
     for bad, field in (("status=lost", "status"), ("assignee=bob", "assignee"),
                        ("limit=0", "limit"), ("limit=101", "limit"), ("cursor=@@@", "cursor"),
-                       ("box=outbox", "box")):
+                       ("box=outbox", "box"), ("offer=99999999999", "offer"),
+                       ("assignee=99999999999", "assignee"),
+                       ("cursor=" + _cursor("2027-01-04T09:00:00+00:00", 2**40), "cursor")):
         response = world.vcse.get(f"/api/v1/referrals?{bad}")
         assert response.status_code == 422, bad
         assert any(field in key for key in response.get_json()["errors"]), bad

@@ -89,6 +89,8 @@ def test_bad_referral_input_is_422_naming_the_field_and_writes_nothing(world, db
         ({"contact_in_hours": "x" * 501}, "contact_in_hours"),
         ({"journey_id": "one"}, "journey_id"),
         ({"offer_id": 99999}, "offer_id"),
+        ({"offer_id": 2**40}, "offer_id"),
+        ({"journey_id": -1}, "journey_id"),
         ({"nhs_number": "9434765919"}, "nhs_number"),
         ({"status": "accepted"}, "status"),
     ]

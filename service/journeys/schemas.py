@@ -6,20 +6,23 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from models.vocab import JOURNEY_STATES, MDT_ROLES, REFERRAL_STATES
 
+MAX_ID = 2**31 - 1  # ids are 32-bit keys: larger values are refused, not sent to the database
+
 
 class JourneyMemberInSchema(Schema):
-    user_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    user_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
     role = fields.String(required=True, validate=validate.OneOf(MDT_ROLES))
 
 
 class JourneyCreateSchema(Schema):
-    person_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    person_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
     statutory_contact_user_id = fields.Integer(required=True, strict=True,
-                                               validate=validate.Range(min=1))
+                                               validate=validate.Range(min=1, max=MAX_ID))
     review_due = fields.Date(required=True, metadata={"description": "Next MDT review"})
     safety_net_days = fields.Integer(load_default=90, strict=True,
                                      validate=validate.Range(min=0, max=365))
     team_id = fields.Integer(load_default=None, allow_none=True, strict=True,
+                             validate=validate.Range(min=1, max=MAX_ID),
                              metadata={"description": "Owning team; defaults to the caller's "
                                                       "team (needed by organisation-level clients)"})
     members = fields.List(fields.Nested(JourneyMemberInSchema), load_default=list,

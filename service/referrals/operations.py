@@ -616,7 +616,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at_text, referral_id = json.loads(raw)
         at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None or not isinstance(referral_id, int):
+        if (at.tzinfo is None or not isinstance(referral_id, int)
+                or not 0 < referral_id < 2**31):
             raise ValueError("bad cursor")
     except (ValueError, TypeError, binascii.Error) as exc:
         raise Invalid("The cursor is not one this service gave out.",

@@ -14,7 +14,8 @@ from models.vocab import (
     REFERRAL_STATES,
 )
 
-_ASSIGNEE = r"^([0-9]{1,12}|me|none)$"
+_ASSIGNEE = r"^([1-9][0-9]{0,8}|me|none)$"  # a user id (32-bit key), me or none
+MAX_ID = 2**31 - 1  # ids are 32-bit keys: larger values are refused, not sent to the database
 
 
 def _text(max_length: int, required: bool = False, **kwargs) -> fields.String:
@@ -26,8 +27,8 @@ def _text(max_length: int, required: bool = False, **kwargs) -> fields.String:
 
 
 class ReferralCreateSchema(Schema):
-    journey_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    offer_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    journey_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
+    offer_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
     # The handover: what a non-clinical worker needs (About me is added when it is sent).
     goals = _text(4000, required=True, metadata={"description": "What the person wants from it"})
     relapse_signs = _text(4000, metadata={"description": "Early warning signs"})
@@ -91,6 +92,7 @@ ACTION_SCHEMAS: dict[str, type[Schema]] = {
 
 class ReferralAssignSchema(Schema):
     user_id = fields.Integer(required=True, allow_none=True, strict=True,
+                             validate=validate.Range(min=1, max=MAX_ID),
                              metadata={"description": "A worker of your organisation; "
                                                       "null to unassign"})
 
@@ -112,7 +114,7 @@ class ReferralListArgsSchema(Schema):
                         metadata={"description": "inbox (VCSE, default there) or outbox "
                                                  "(statutory, default there)"})
     status = fields.String(load_default=None, validate=validate.OneOf(REFERRAL_STATES))
-    offer = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    offer = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
     assignee = fields.String(load_default=None,
                              validate=validate.Regexp(_ASSIGNEE, error="Use a user id, me or none"))
     limit = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
