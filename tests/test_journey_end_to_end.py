@@ -53,8 +53,9 @@ def test_coordinator_refers_vcse_worker_delivers_coordinator_discharges(
     # A draft is the referring team's own: the VCSE organisation cannot see it yet.
     assert worker.get(f"/api/v1/referrals/{rid}").status_code == 404
     sent = ok(act(coordinator, rid, "send"))
-    assert sent["status"] == "requested"
-    assert "I'm a good cook" in sent["handover"]["about_me"]
+    assert sent["status"] == "requested" and sent["sent_at"]
+    assert "I'm a good cook" in ok(coordinator.get(f"/api/v1/referrals/{rid}"))["handover"][
+        "about_me"]
     emails = db.exec(select(OutboxMessage).where(OutboxMessage.topic == "referral.sent")).all()
     assert [m.recipient for m in emails] == ["mentoring@demo.stepdown.test"]
     assert "Amara" not in emails[0].payload and "Okafor" not in emails[0].payload

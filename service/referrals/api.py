@@ -61,6 +61,12 @@ def _respond(referral, level=ops.FULL, status: int = 200, detail: bool = True):
     return ops.referral_view(db, g.principal, referral, level, detail=detail), status, headers
 
 
+def _respond_state(referral):
+    """After an action or assignment: the new state and ETag (GET for the whole referral)."""
+    return (ops.referral_state_view(get_session(), g.principal, referral), 200,
+            {"ETag": ops.referral_etag(referral)})
+
+
 @referrals.route("")
 class Referrals(MethodView):
     @requires(perm.REFERRALS_READ)
@@ -104,10 +110,11 @@ def _action_view(action: str) -> type[MethodView]:
     @referrals.response(200, ReferralSchema)
     def post(self, data, referral_id):
         referral = ops.act_on_referral(get_session(), g.principal, referral_id, action, data)
-        return _respond(referral, detail=False)
+        return _respond_state(referral)
 
     post.__doc__ = (f"{_ACTION_DOCS[action]}\n\nIf-Match required (428 without, 412 when stale); "
-                    "409 lists allowed_actions when the action is not allowed now.")
+                    "409 lists allowed_actions when the action is not allowed now. Answers the "
+                    "referral's new state and ETag; GET it for the handover and history.")
     return type(f"Referral{action.title()}", (MethodView,), {"post": post})
 
 
@@ -125,7 +132,7 @@ class ReferralAssign(MethodView):
     def post(self, data, referral_id):
         """Assign to a worker of the receiving organisation (null: unassign). If-Match."""
         referral = ops.assign_referral(get_session(), g.principal, referral_id, data["user_id"])
-        return _respond(referral, detail=False)
+        return _respond_state(referral)
 
     @requires(perm.REFERRALS_ASSIGN)
     @referrals.doc(**IF_MATCH)
@@ -134,7 +141,7 @@ class ReferralAssign(MethodView):
     def patch(self, data, referral_id):
         """The same as POST."""
         referral = ops.assign_referral(get_session(), g.principal, referral_id, data["user_id"])
-        return _respond(referral, detail=False)
+        return _respond_state(referral)
 
 
 @referrals.route("/<int:referral_id>/contacts")

@@ -539,6 +539,22 @@ def _person_view(person: Person, vcse: bool) -> dict:
     return view
 
 
+STATE_FIELDS = ("journey_id", "reason_code", "reason_text", "waitlist", "expected_start",
+                "alternative_basis", "created_at", "sent_at", "decided_at", "started_at",
+                "ended_at", "first_contact_at", "updated_at", "version")
+
+
+def referral_state_view(db: Session, actor: Principal, referral: Referral) -> dict:
+    """What an action changed: status, allowed actions, decision fields and version (no
+    further queries). GET the referral for its handover, person and history."""
+    view = {"id": referral.id, "status": referral.status,
+            "allowed_actions": actions_for(db, actor, referral),
+            "assigned_to": ({"id": referral.assigned_to_user_id}
+                            if referral.assigned_to_user_id else None)}
+    view.update({name: getattr(referral, name) for name in STATE_FIELDS})
+    return view
+
+
 def referral_view(db: Session, actor: Principal, referral: Referral, level: str = FULL,
                   detail: bool = True) -> dict:
     """The referral shaped for the caller. `detail` adds events, contacts and notes."""
