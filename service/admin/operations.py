@@ -73,6 +73,23 @@ def _not_found(actor: Principal, record_type: str, record_id, label: str) -> Not
     return NotFound(f"No such {label}.")
 
 
+def _own(db: Session, actor: Principal, organisation: Organisation, model, record_id: int,
+         record_type: str, label: str):
+    """The organisation's record of this type, or 404 with a denied audit row."""
+    record = db.get(model, record_id)
+    if record is None or record.organisation_id != organisation.id:
+        raise _not_found(actor, record_type, record_id, label)
+    return record
+
+
+def _team_errors(db: Session, organisation: Organisation, team_id: int) -> list[str]:
+    """Why this team cannot be named for the organisation (empty when it can)."""
+    team = db.get(Team, team_id)
+    if team is None or team.organisation_id != organisation.id:
+        return ["Choose a team in your organisation"]
+    return []
+
+
 # ---- Organisations -----------------------------------------------------------------------
 
 def list_organisations(db: Session, actor: Principal, *, limit: int, after: int | None):
@@ -128,10 +145,7 @@ def update_organisation(db: Session, actor: Principal, organisation_id: int,
 # ---- Teams -------------------------------------------------------------------------------
 
 def _team_in(db: Session, actor: Principal, organisation: Organisation, team_id: int) -> Team:
-    team = db.get(Team, team_id)
-    if team is None or team.organisation_id != organisation.id:
-        raise _not_found(actor, "team", team_id, "team")
-    return team
+    return _own(db, actor, organisation, Team, team_id, "team", "team")
 
 
 def _check_team_name_free(db: Session, organisation: Organisation, name: str,
@@ -193,9 +207,8 @@ def membership_errors(db: Session, organisation: Organisation, role: str,
         kind = "VCSE" if organisation.kind == "vcse" else "statutory"
         errors["role"] = [f"Choose a role that a {kind} organisation can give"]
     if team_id is not None:
-        team = db.get(Team, team_id)
-        if team is None or team.organisation_id != organisation.id:
-            errors["team_id"] = ["Choose a team in your organisation"]
+        if team_errors := _team_errors(db, organisation, team_id):
+            errors["team_id"] = team_errors
     elif role in TEAM_ROLES:
         errors["team_id"] = ["Choose the team this person works in"]
     return errors
@@ -253,9 +266,8 @@ def create_membership(db: Session, actor: Principal, organisation_id: int,
 def get_membership(db: Session, actor: Principal, organisation_id: int,
                    membership_id: int) -> Membership:
     organisation = own_organisation(db, actor, organisation_id)
-    membership = db.get(Membership, membership_id)
-    if membership is None or membership.organisation_id != organisation.id:
-        raise _not_found(actor, "membership", membership_id, "membership")
+    membership = _own(db, actor, organisation, Membership, membership_id, "membership",
+                      "membership")
     audit.record(db, actor, "read", "membership", membership.id)
     return membership
 
@@ -263,9 +275,8 @@ def get_membership(db: Session, actor: Principal, organisation_id: int,
 def delete_membership(db: Session, actor: Principal, organisation_id: int,
                       membership_id: int) -> None:
     organisation = own_organisation(db, actor, organisation_id)
-    membership = db.get(Membership, membership_id)
-    if membership is None or membership.organisation_id != organisation.id:
-        raise _not_found(actor, "membership", membership_id, "membership")
+    membership = _own(db, actor, organisation, Membership, membership_id, "membership",
+                      "membership")
     if actor.membership is not None and actor.membership.id == membership.id:
         raise Conflict("You cannot remove the role you are using.")
     # Sessions acting in this role end: the role is gone, so is what it allowed.
@@ -396,10 +407,7 @@ def list_api_clients(db: Session, actor: Principal, organisation_id: int, *, lim
 
 def _client_in(db: Session, actor: Principal, organisation: Organisation,
                client_id: int) -> ApiClient:
-    client = db.get(ApiClient, client_id)
-    if client is None or client.organisation_id != organisation.id:
-        raise _not_found(actor, "api-client", client_id, "API client")
-    return client
+    return _own(db, actor, organisation, ApiClient, client_id, "api-client", "API client")
 
 
 def get_api_client(db: Session, actor: Principal, organisation_id: int, client_id: int) -> dict:
@@ -417,10 +425,8 @@ def create_api_client(db: Session, actor: Principal, organisation_id: int, data:
     if ADMIN_SCOPE in scopes and actor.role != "org_admin":
         errors["scopes"] = ["Only an organisation admin can give the admin scope"]
     team_id = data.get("team_id")
-    if team_id is not None:
-        team = db.get(Team, team_id)
-        if team is None or team.organisation_id != organisation.id:
-            errors["team_id"] = ["Choose a team in your organisation"]
+    if team_id is not None and (team_errors := _team_errors(db, organisation, team_id)):
+        errors["team_id"] = team_errors
     if errors:
         raise Invalid(INVALID, errors=errors)
     secret = secrets.token_urlsafe(32)
