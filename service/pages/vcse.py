@@ -326,6 +326,21 @@ def _refused(exc: Exception, wording: dict) -> dict:
     return support.friendly(errors_from(exc), wording)
 
 
+def _apply(referral_id: int, view: dict, data: dict | None, errors: dict, wording: dict,
+           change):
+    """A referral form's POST once validated: `change(data)` answers the page to go to.
+
+    Returns (response, errors, view): the response when the change was made; otherwise the
+    errors to re-show against the latest view, with whatever the attempt wrote rolled back.
+    """
+    if not errors:
+        try:
+            return change(data), errors, view
+        except (Invalid, Conflict) as exc:
+            errors = _refused(exc, wording)
+    return None, errors, _reread(referral_id) or view
+
+
 # --- the inbox --------------------------------------------------------------------------------
 
 def _inbox_filters() -> tuple[dict, dict]:
@@ -564,18 +579,17 @@ def record_contact(referral_id: int):
         if errors:  # the date or time did not parse: say that, not "missing happened_at"
             schema_errors.pop("happened_at", None)
         errors = support.friendly({**errors, **schema_errors}, CONTACT_WORDING)
-        if not errors:
-            try:
-                referral_ops.record_contact(db, actor, referral_id, data)
-            except (Invalid, Conflict) as exc:
-                errors = _refused(exc, CONTACT_WORDING)
-            else:
-                flash("Contact recorded", "success")
-                return redirect(url_for(".referral", referral_id=referral_id) + "#contacts")
+
+        def change(data):
+            referral_ops.record_contact(db, actor, referral_id, data)
+            flash("Contact recorded", "success")
+            return redirect(url_for(".referral", referral_id=referral_id) + "#contacts")
+
+        done, errors, view = _apply(referral_id, view, data, errors, CONTACT_WORDING, change)
+        if done is not None:
+            return done
         if "happened_at" in errors:  # shown against the date question
             errors["happened_on"] = errors.pop("happened_at")
-        db.rollback()
-        view = _reread(referral_id) or view
     return render_template(
         "referrals/contact.html", view=view, form=form, errors=errors,
         options=[(code, *CONTACT_OPTIONS[code]) for code in CONTACT_OUTCOMES],
@@ -598,17 +612,16 @@ def add_note(referral_id: int):
     else:
         values = {k: v for k, v in form_values(request.form).items() if k in ("kind", "text")}
         data, errors = _load(ReferralNoteCreateSchema(), values, NOTE_WORDING)
-        if not errors:
-            try:
-                referral_ops.add_note(db, actor, referral_id, data)
-            except (Invalid, Conflict) as exc:
-                errors = _refused(exc, NOTE_WORDING)
-            else:
-                flash("Their own words added" if data["kind"] == "client-voice" else "Note added",
-                      "success")
-                return redirect(url_for(".referral", referral_id=referral_id) + "#notes")
-        db.rollback()
-        view = _reread(referral_id) or view
+
+        def change(data):
+            referral_ops.add_note(db, actor, referral_id, data)
+            flash("Their own words added" if data["kind"] == "client-voice" else "Note added",
+                  "success")
+            return redirect(url_for(".referral", referral_id=referral_id) + "#notes")
+
+        done, errors, view = _apply(referral_id, view, data, errors, NOTE_WORDING, change)
+        if done is not None:
+            return done
     return render_template("referrals/note.html", view=view, form=form, errors=errors
                            ), _status(errors)
 
@@ -638,16 +651,15 @@ def raise_concern(referral_id: int):
                   if k in ("category", "urgency", "description")}
         values["referral_id"] = referral_id
         data, errors = _load(ConcernSchema(), values, CONCERN_WORDING)
-        if not errors:
-            try:
-                _flag, added = flag_ops.raise_concern(db, actor, data)
-            except (Invalid, Conflict) as exc:
-                errors = _refused(exc, CONCERN_WORDING)
-            else:
-                return redirect(url_for(".concern_raised", referral_id=referral_id,
-                                        urgency=data["urgency"], added=int(added)))
-        db.rollback()
-        view = _reread(referral_id) or view
+
+        def change(data):
+            _flag, added = flag_ops.raise_concern(db, actor, data)
+            return redirect(url_for(".concern_raised", referral_id=referral_id,
+                                    urgency=data["urgency"], added=int(added)))
+
+        done, errors, view = _apply(referral_id, view, data, errors, CONCERN_WORDING, change)
+        if done is not None:
+            return done
     return render_template(
         "flags/concern.html", view=view, form=form, errors=errors,
         categories=[(code, *CONCERN_OPTIONS[code]) for code in CONCERN_CATEGORIES],
