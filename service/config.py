@@ -49,6 +49,10 @@ class Settings:
     SMTP_PORT: int = 25
     MAIL_FROM: str = "stepdown@localhost"
     NOTIFY_API_KEY: str = ""
+    # How long a worker owns the messages it claimed: after a crash another worker sends them
+    # again once this has passed. Keep it well above a delivery's timeout (webhooks 10 s, SMTP
+    # 15 s) so a slow but live delivery is not sent twice.
+    OUTBOX_LEASE_SECONDS: int = 300
     # Rate limits
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_ENABLED: bool = True
@@ -129,6 +133,10 @@ def validate(settings: Settings) -> None:
     if not settings.RATELIMIT_STORAGE_URI.startswith(("memory://", "redis://", "rediss://",
                                                       "redis+sentinel://", "redis+cluster://")):
         raise ConfigError("RATELIMIT_STORAGE_URI must be memory:// or a redis:// URL")
+    if settings.OUTBOX_LEASE_SECONDS <= 0:
+        raise ConfigError("OUTBOX_LEASE_SECONDS must be positive")
+    if settings.DB_POOL_SIZE <= 0 or settings.DB_STATEMENT_TIMEOUT_MS < 0:
+        raise ConfigError("DB_POOL_SIZE must be positive and DB_STATEMENT_TIMEOUT_MS 0 (off) or more")
     if settings.SESSION_IDLE_MINUTES <= 0 or settings.SESSION_ABSOLUTE_HOURS <= 0:
         raise ConfigError("session timeouts must be positive")
     if settings.is_production:
@@ -140,5 +148,8 @@ def validate(settings: Settings) -> None:
             raise ConfigError("TOKEN_PRIVATE_KEY_FILE is required in production")
         if not settings.BASE_URL.startswith("https://"):
             raise ConfigError("BASE_URL must be https:// in production")
+        if settings.OUTBOX_LEASE_SECONDS < 60:
+            raise ConfigError("OUTBOX_LEASE_SECONDS must be 60 or more in production (longer than "
+                              "any delivery takes, or a slow delivery is sent twice)")
         if settings.OIDC_DISCOVERY_URL and not settings.OIDC_DISCOVERY_URL.startswith("https://"):
             raise ConfigError("OIDC_DISCOVERY_URL must be https:// in production")

@@ -4,9 +4,10 @@ At-least-once delivery with retries and exponential back-off, safe on many nodes
 
 1. claim: in a short transaction, pick due `pending` messages of registered channels with
    `FOR UPDATE SKIP LOCKED` (PostgreSQL), count the attempt and push `next_attempt_at` a lease
-   ahead, commit. Another worker skips them while locked and ignores them until the lease runs
-   out; nothing is held open while talking to the network.
-2. deliver each message outside any transaction.
+   (settings OUTBOX_LEASE_SECONDS) ahead, commit. Another worker skips them while locked and
+   ignores them until the lease runs out; nothing is held open while talking to the network.
+2. deliver each message outside any transaction, unless its lease ran out while earlier
+   messages of the batch were slow (another worker may have it by now: leave it to them).
 3. record: `sent` with `sent_at`, or the error and the next attempt (back-off doubling from
    30 s up to 1 h, with jitter), or `failed` after MAX_ATTEMPTS or a permanent failure.
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(minutes=5)  # the default of settings OUTBOX_LEASE_SECONDS
 BATCH = 50
 
 
@@ -50,13 +51,20 @@ class WorkerResult:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    expired: int = 0  # claimed, but the lease ran out before this worker got to it
 
     @property
     def claimed(self) -> int:
         return self.sent + self.retried + self.failed
 
 
-def claim(db: Session, now: datetime, limit: int = BATCH) -> list[OutboxMessage]:
+def lease_of(settings) -> timedelta:
+    seconds = getattr(settings, "OUTBOX_LEASE_SECONDS", None)
+    return timedelta(seconds=seconds) if seconds else LEASE
+
+
+def claim(db: Session, now: datetime, limit: int = BATCH,
+          lease: timedelta = LEASE) -> list[OutboxMessage]:
     """Due messages of channels with a handler, leased to this worker (commits)."""
     channels = sorted(CHANNELS)
     query = (sa.select(OutboxMessage)
@@ -69,7 +77,7 @@ def claim(db: Session, now: datetime, limit: int = BATCH) -> list[OutboxMessage]
     messages = list(db.scalars(query).all())
     for message in messages:
         message.attempts += 1
-        message.next_attempt_at = now + LEASE
+        message.next_attempt_at = now + lease
         db.add(message)
     db.commit()
     return messages
@@ -117,8 +125,13 @@ def run_once(session_factory, settings, *, limit: int = BATCH) -> WorkerResult:
     """Claim and deliver one batch."""
     result = WorkerResult()
     with session_factory() as db:
-        messages = claim(db, clock.now(), limit)
+        messages = claim(db, clock.now(), limit, lease_of(settings))
         for message in messages:
+            if clock.now() >= message.next_attempt_at:
+                log.info("outbox %s: lease ran out before delivery; left for the next claim",
+                         message.id)
+                result.expired += 1
+                continue
             deliver(db, message, settings, result)
     return result
 
@@ -131,7 +144,8 @@ def drain(session_factory, settings, *, limit: int = BATCH) -> WorkerResult:
         total.sent += result.sent
         total.retried += result.retried
         total.failed += result.failed
-        if result.claimed < limit:
+        total.expired += result.expired
+        if result.claimed + result.expired < limit:
             return total
 
 
