@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, g
 from flask_smorest import Api
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from werkzeug.routing import IntegerConverter
 
 from service import clock, db, errors, observability
@@ -138,14 +138,10 @@ def _install_commit(app: Flask) -> None:
                 db.commit_request_session()
             except IntegrityError:
                 log.info("commit refused by a database constraint")
-                return errors.handle_stepdown_error(
-                    errors.Conflict("The change conflicts with existing records.")
-                )
-            except OperationalError:
+                return errors.handle_stepdown_error(errors.constraint_conflict())
+            except errors.DATABASE_UNAVAILABLE:
                 log.warning("commit failed: database unavailable")
-                return errors.handle_stepdown_error(
-                    errors.ServiceUnavailable("The service is temporarily unavailable.")
-                )
+                return errors.handle_stepdown_error(errors.database_unavailable())
         return response
 
 

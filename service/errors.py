@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, g, json, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -155,8 +156,42 @@ def handle_unexpected(exc: Exception) -> Response:
     return _html_error(500, "Sorry, there is a problem with the service", None)
 
 
+# Seconds a client should wait before retrying when the database is away or overloaded.
+RETRY_AFTER_SECONDS = "5"
+
+# The database is unreachable, dropped the connection, cancelled a statement (statement
+# timeout), found a deadlock, or the pool has no free connection: the request may succeed later.
+DATABASE_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+def database_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("The service is temporarily unavailable. Try again shortly.",
+                              headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def constraint_conflict() -> Conflict:
+    return Conflict("The change conflicts with existing records.")
+
+
+def handle_database_unavailable(exc: Exception) -> Response:
+    # The exception text can quote SQL parameters (personal data): log its class only.
+    orig = getattr(exc, "orig", None)
+    log.warning("database unavailable (%s%s)", type(exc).__name__,
+                f": {type(orig).__name__}" if orig is not None else "")
+    return handle_stepdown_error(database_unavailable())
+
+
+def handle_integrity_error(_exc: sa.exc.IntegrityError) -> Response:
+    # A constraint the operation did not check first (or a parallel request won the race).
+    log.info("change refused by a database constraint")
+    return handle_stepdown_error(constraint_conflict())
+
+
 def init_app(app: Flask) -> None:
     # Registered after flask-smorest's Api so page errors are HTML, API errors problem+json.
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(StepdownError, handle_stepdown_error)
+    for database_error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(database_error, handle_database_unavailable)
+    app.register_error_handler(sa.exc.IntegrityError, handle_integrity_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -10,7 +10,13 @@ from flask import Flask, current_app, g, redirect, request, url_for
 
 from service.auth import sessions, tokens
 from service.auth.principal import Principal
-from service.errors import Forbidden, StepdownError, Unauthorized, is_api_request
+from service.errors import (
+    DATABASE_UNAVAILABLE,
+    Forbidden,
+    StepdownError,
+    Unauthorized,
+    is_api_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,13 @@ def init_app(app: Flask) -> None:
                 raise Unauthorized("Your session has expired.") from None
             return redirect(url_for("auth.session_expired"))
         except StepdownError:
+            if access == PUBLIC:
+                g.principal = None
+                return None
+            raise
+        except DATABASE_UNAVAILABLE:
+            # Liveness (/healthz) must not fail because a caller sent a session cookie while the
+            # database is away; public routes do not need to know who is calling.
             if access == PUBLIC:
                 g.principal = None
                 return None
