@@ -16,17 +16,36 @@ from service.errors import Invalid, PreconditionFailed, PreconditionRequired
 
 _REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
 
+# OpenAPI header parameters, for `@blueprint.doc(**IF_MATCH)` and `@blueprint.doc(**IDEMPOTENCY_KEY)`.
+IF_MATCH = {"parameters": [{"in": "header", "name": "If-Match", "required": True,
+                            "schema": {"type": "string"},
+                            "description": "The ETag you last read (missing: 428, stale: 412)"}]}
+IDEMPOTENCY_KEY = {"parameters": [{"in": "header", "name": "Idempotency-Key", "required": False,
+                                   "schema": {"type": "string", "maxLength": 200},
+                                   "description": "A retry with the same key returns the first "
+                                                  "response; the same key with another body: 422"}]}
+
 
 def etag_of(kind: str, record_id: int, version: int) -> str:
     return f'"{kind}-{record_id}-v{version}"'
 
 
+def content_etag(kind: str, record_id: int, values: dict) -> str:
+    """An ETag for a record without a version column: a digest of what it holds."""
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode())
+    return f'"{kind}-{record_id}-{digest.hexdigest()[:16]}"'
+
+
 def require_if_match(kind: str, record_id: int, version: int) -> None:
     """State changes must name the version they saw: missing → 428, stale → 412."""
+    require_if_match_tag(etag_of(kind, record_id, version))
+
+
+def require_if_match_tag(current: str) -> None:
+    """The request's If-Match must offer the current ETag: missing → 428, stale → 412."""
     header = request.headers.get("If-Match")
     if not header:
         raise PreconditionRequired("Send the If-Match header with the ETag you last read.")
-    current = etag_of(kind, record_id, version)
     offered = [tag.strip().removeprefix("W/") for tag in header.split(",")]
     if current not in offered and "*" not in offered:
         raise PreconditionFailed("The record has changed since you read it. Read it again.",

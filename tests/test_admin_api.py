@@ -114,8 +114,10 @@ CROSS_RECORD = [
 
 
 def _call(client, method, path, body, ids):
+    # Changes name what they change with If-Match ("*": whatever is there; tested elsewhere).
     return client.open(API + _fill(path, ids), method=method,
-                       json=_fill(body, ids) if body is not None else None)
+                       json=_fill(body, ids) if body is not None else None,
+                       headers={"If-Match": "*"} if method == "PATCH" else None)
 
 
 def _id(endpoint):
@@ -212,10 +214,46 @@ def test_team_validation_and_conflicts(as_user, ids):
     duplicate = admin.post(url, json={"name": "Safeguarding Team"})
     assert duplicate.status_code == 409
     assert "name" in duplicate.json["errors"]
-    renamed = admin.patch(f"{url}/{ids['team']}", json={"name": "Safeguarding Team"})
+    etag = {"If-Match": admin.get(f"{url}/{ids['team']}").headers["ETag"]}
+    renamed = admin.patch(f"{url}/{ids['team']}", json={"name": "Safeguarding Team"},
+                          headers=etag)
     assert renamed.status_code == 409
-    ok = admin.patch(f"{url}/{ids['team']}", json={"name": "Brent CMHT", "email": None})
+    ok = admin.patch(f"{url}/{ids['team']}", json={"name": "Brent CMHT", "email": None},
+                     headers=etag)
     assert ok.status_code == 200 and ok.json["name"] == "Brent CMHT" and ok.json["email"] is None
+
+
+def test_changing_a_team_or_organisation_needs_the_etag_that_was_read(as_user, ids, db):
+    """Two admins editing at once: the second, holding an old ETag, is refused (no lost update)."""
+    first, second = as_user("admin"), as_user("admin")
+    for url, change, stale_change in (
+            (f"{API}/organisations/{ids['org']}/teams/{ids['team']}",
+             {"name": "Brent CMHT North"}, {"email": "north@example.org"}),
+            (f"{API}/organisations/{ids['org']}", {"borough": "Harrow"}, {"name": "Renamed"})):
+        assert first.patch(url, json=change).status_code == 428
+        read_first, read_second = first.get(url), second.get(url)
+        assert read_first.headers["ETag"] == read_second.headers["ETag"]
+        done = first.patch(url, json=change, headers={"If-Match": read_first.headers["ETag"]})
+        assert done.status_code == 200 and done.headers["ETag"] != read_first.headers["ETag"]
+        stale = second.patch(url, json=stale_change,
+                             headers={"If-Match": read_second.headers["ETag"]})
+        assert stale.status_code == 412 and stale.mimetype == PROBLEM
+        assert stale.headers["ETag"] == done.headers["ETag"]
+        assert second.get(url).json == done.json  # the stale change wrote nothing
+
+
+def test_admin_creates_replay_with_the_same_idempotency_key(as_user, ids, db):
+    admin = as_user("admin")
+    url = f"{API}/organisations/{ids['org']}/teams"
+    key = {"Idempotency-Key": "new-team-1"}
+    first = admin.post(url, json={"name": "Early Intervention"}, headers=key)
+    again = admin.post(url, json={"name": "Early Intervention"}, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
+    other = admin.post(url, json={"name": "Another team"}, headers=key)
+    assert other.status_code == 422 and "Idempotency-Key" in other.json["errors"]
+    names = [team["name"] for team in admin.get(url).json["items"]]
+    assert names.count("Early Intervention") == 1 and "Another team" not in names
 
 
 def test_team_list_is_keyset_paginated(as_user, ids):

@@ -12,8 +12,10 @@ from models import AuditEvent
 def test_admin_read_and_change_write_audit_events(as_user, demo, db):
     admin = as_user("admin")
     org_id = demo["organisations"]["trust-a"].id
-    admin.get(f"/api/v1/organisations/{org_id}")
-    admin.patch(f"/api/v1/organisations/{org_id}", json={"borough": "Brent"})
+    read = admin.get(f"/api/v1/organisations/{org_id}")
+    changed = admin.patch(f"/api/v1/organisations/{org_id}", json={"borough": "Brent"},
+                          headers={"If-Match": read.headers["ETag"]})
+    assert changed.status_code == 200
     events = db.exec(select(AuditEvent).where(AuditEvent.record_type == "organisation")).all()
     actions = [(e.action, e.record_id, e.outcome) for e in events]
     assert ("read", str(org_id), "allowed") in actions

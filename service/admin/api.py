@@ -39,6 +39,7 @@ from service.admin.schemas import (
 from service.auth import permissions as perm
 from service.auth.access import requires
 from service.db import get_session
+from service.http import IDEMPOTENCY_KEY, IF_MATCH, idempotent
 
 ORGS = "/api/v1/organisations"
 
@@ -62,6 +63,11 @@ responsibilities = Blueprint("responsibilities", __name__, url_prefix="/api/v1/r
                              description="Coded duties and their scope")
 
 
+def _tagged(record, etag_of):
+    """The record with its ETag header (for If-Match on the next change)."""
+    return record, 200, {"ETag": etag_of(record)}
+
+
 def _page(result):
     items, next_after = result
     return {"items": items, "next_after": next_after}
@@ -79,6 +85,8 @@ class Organisations(MethodView):
         return _page(ops.list_organisations(get_session(), g.principal, **args))
 
     @requires(perm.ORGANISATION_ADMIN)
+    @idempotent
+    @organisations.doc(**IDEMPOTENCY_KEY)
     @organisations.arguments(OrganisationSchema)
     @organisations.response(201, OrganisationSchema)
     def post(self, data):
@@ -91,13 +99,19 @@ class OrganisationById(MethodView):
     @requires(perm.ORGANISATIONS_READ)
     @organisations.response(200, OrganisationSchema)
     def get(self, organisation_id):
-        return ops.get_organisation(get_session(), g.principal, organisation_id)
+        return _tagged(ops.get_organisation(get_session(), g.principal, organisation_id),
+                       ops.organisation_etag)
 
     @requires(perm.ORGANISATION_ADMIN)
+    @organisations.doc(**IF_MATCH)
     @organisations.arguments(OrganisationPatchSchema)
     @organisations.response(200, OrganisationSchema)
+    @organisations.alt_response(412, description="The organisation changed since you read it")
+    @organisations.alt_response(428, description="If-Match is missing")
     def patch(self, data, organisation_id):
-        return ops.update_organisation(get_session(), g.principal, organisation_id, data)
+        """Change the organisation's details (If-Match with the ETag you read)."""
+        return _tagged(ops.update_organisation(get_session(), g.principal, organisation_id, data),
+                       ops.organisation_etag)
 
 
 # ---- Teams -------------------------------------------------------------------------------
@@ -112,6 +126,8 @@ class Teams(MethodView):
         return _page(ops.list_teams(get_session(), g.principal, organisation_id, **args))
 
     @requires(perm.ORGANISATION_ADMIN)
+    @idempotent
+    @teams.doc(**IDEMPOTENCY_KEY)
     @teams.arguments(TeamSchema)
     @teams.response(201, TeamSchema)
     def post(self, data, organisation_id):
@@ -124,14 +140,19 @@ class TeamById(MethodView):
     @requires(perm.ORGANISATION_ADMIN)
     @teams.response(200, TeamSchema)
     def get(self, organisation_id, team_id):
-        return ops.get_team(get_session(), g.principal, organisation_id, team_id)
+        return _tagged(ops.get_team(get_session(), g.principal, organisation_id, team_id),
+                       ops.team_etag)
 
     @requires(perm.ORGANISATION_ADMIN)
+    @teams.doc(**IF_MATCH)
     @teams.arguments(TeamPatchSchema)
     @teams.response(200, TeamSchema)
+    @teams.alt_response(412, description="The team changed since you read it")
+    @teams.alt_response(428, description="If-Match is missing")
     def patch(self, data, organisation_id, team_id):
-        """Rename a team or change its shared inbox."""
-        return ops.update_team(get_session(), g.principal, organisation_id, team_id, data)
+        """Rename a team or change its shared inbox (If-Match with the ETag you read)."""
+        return _tagged(ops.update_team(get_session(), g.principal, organisation_id, team_id,
+                                       data), ops.team_etag)
 
 
 # ---- Users and identities ----------------------------------------------------------------
@@ -146,6 +167,8 @@ class Users(MethodView):
         return _page(ops.list_users(get_session(), g.principal, organisation_id, **args))
 
     @requires(perm.ORGANISATION_ADMIN)
+    @idempotent
+    @users.doc(**IDEMPOTENCY_KEY)
     @users.arguments(UserCreateSchema)
     @users.response(201, UserSchema)
     def post(self, data, organisation_id):
@@ -170,6 +193,8 @@ class Identities(MethodView):
         return ops.list_identities(get_session(), g.principal, organisation_id, user_id)
 
     @requires(perm.ORGANISATION_ADMIN)
+    @idempotent
+    @users.doc(**IDEMPOTENCY_KEY)
     @users.arguments(IdentitySchema)
     @users.response(201, IdentitySchema)
     def post(self, data, organisation_id, user_id):
@@ -188,6 +213,8 @@ class Memberships(MethodView):
         return _page(ops.list_memberships(get_session(), g.principal, organisation_id, **args))
 
     @requires(perm.ORGANISATION_ADMIN)
+    @idempotent
+    @memberships.doc(**IDEMPOTENCY_KEY)
     @memberships.arguments(MembershipSchema)
     @memberships.response(201, MembershipSchema)
     def post(self, data, organisation_id):
@@ -223,7 +250,9 @@ class ApiClients(MethodView):
     @api_clients.arguments(ApiClientSchema)
     @api_clients.response(201, ApiClientCreatedSchema)
     def post(self, data, organisation_id):
-        """Create a client. The secret is in this response only; it is stored hashed."""
+        """Create a client. The secret is in this response only; it is stored hashed.
+
+        No Idempotency-Key here: a replay would have to keep the secret in clear text."""
         return ops.create_api_client(get_session(), g.principal, organisation_id, data)
 
 
@@ -253,6 +282,8 @@ class Cis2RoleMappings(MethodView):
                                                  **args))
 
     @requires(perm.ORGANISATION_ADMIN)
+    @idempotent
+    @cis2.doc(**IDEMPOTENCY_KEY)
     @cis2.arguments(Cis2RoleMappingSchema)
     @cis2.response(201, Cis2RoleMappingSchema)
     def post(self, data, organisation_id):

@@ -35,6 +35,7 @@ from service.auth.operations import normalise_email
 from service.auth.passwords import hash_password
 from service.auth.principal import Principal
 from service.errors import Conflict, Invalid, NotFound
+from service.http import content_etag, require_if_match_tag
 
 # Which roles an organisation of each kind may give (DESIGN §2).
 VCSE_ONLY_ROLES = frozenset({"vcse_worker", "vcse_manager"})
@@ -131,9 +132,17 @@ def create_organisation(db: Session, actor: Principal, data: dict) -> Organisati
     return organisation
 
 
+def organisation_etag(organisation: Organisation) -> str:
+    return content_etag("organisation", organisation.id, {
+        name: getattr(organisation, name)
+        for name in ("kind", "name", "ods_code", "charity_number", "company_number", "borough")})
+
+
 def update_organisation(db: Session, actor: Principal, organisation_id: int,
                         data: dict) -> Organisation:
+    """Change the organisation's details; the If-Match header must name what was read."""
     organisation = own_organisation(db, actor, organisation_id)
+    require_if_match_tag(organisation_etag(organisation))
     for name, value in data.items():
         setattr(organisation, name, value)
     db.add(organisation)
@@ -183,10 +192,16 @@ def create_team(db: Session, actor: Principal, organisation_id: int, data: dict)
     return team
 
 
+def team_etag(team: Team) -> str:
+    return content_etag("team", team.id, {"name": team.name, "email": team.email})
+
+
 def update_team(db: Session, actor: Principal, organisation_id: int, team_id: int,
                 data: dict) -> Team:
+    """Rename a team or change its inbox; the If-Match header must name what was read."""
     organisation = own_organisation(db, actor, organisation_id)
     team = _team_in(db, actor, organisation, team_id)
+    require_if_match_tag(team_etag(team))
     if "name" in data:
         _check_team_name_free(db, organisation, data["name"], except_id=team.id)
     for name in ("name", "email"):
