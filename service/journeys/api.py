@@ -9,17 +9,9 @@ from flask_smorest import Blueprint
 from service.auth import permissions as perm
 from service.auth.access import requires
 from service.db import get_session
-from service.http import idempotent
+from service.http import IDEMPOTENCY_KEY, IF_MATCH, idempotent
 from service.journeys import operations as ops
 from service.journeys.schemas import JourneyCreateSchema, JourneyDischargeSchema, JourneySchema
-
-IDEMPOTENCY_KEY = {"parameters": [{"in": "header", "name": "Idempotency-Key", "required": False,
-                                   "schema": {"type": "string", "maxLength": 200},
-                                   "description": "A retry with the same key returns the first "
-                                                  "response; the same key with another body: 422"}]}
-IF_MATCH = {"parameters": [{"in": "header", "name": "If-Match", "required": True,
-                            "schema": {"type": "string"},
-                            "description": "The ETag you last read (missing: 428, stale: 412)"}]}
 
 journeys = Blueprint("journeys", __name__, url_prefix="/api/v1/journeys",
                      description="Step-down journeys (FHIR EpisodeOfCare) and their MDT")

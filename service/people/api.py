@@ -10,7 +10,7 @@ from service.auth import permissions as perm
 from service.auth.access import requires
 from service.db import get_session
 from service.errors import NotFound
-from service.http import etag_of, idempotent
+from service.http import IDEMPOTENCY_KEY, IF_MATCH, etag_of, idempotent
 from service.people import operations as ops
 from service.people.schemas import (
     MAX_ID,
@@ -47,14 +47,6 @@ def _ids_in_range(detail: str):
 people.before_request(_ids_in_range("No such person."))
 consents.before_request(_ids_in_range("No such consent."))
 
-_IF_MATCH = {"parameters": [{"in": "header", "name": "If-Match", "required": True,
-                             "schema": {"type": "string"},
-                             "description": "The ETag of the version you read"}]}
-_IDEMPOTENCY_KEY = {"parameters": [{"in": "header", "name": "Idempotency-Key", "required": False,
-                                    "schema": {"type": "string", "maxLength": 200},
-                                    "description": "A retry with the same key returns the "
-                                                   "first response"}]}
-
 
 def _person_response(person: dict, status: int = 200):
     headers = {"ETag": etag_of("person", person["id"], person["version"])}
@@ -67,7 +59,7 @@ def _person_response(person: dict, status: int = 200):
 class People(MethodView):
     @requires(perm.PEOPLE_WRITE)
     @idempotent
-    @people.doc(**_IDEMPOTENCY_KEY)
+    @people.doc(**IDEMPOTENCY_KEY)
     @people.arguments(PersonCreateSchema)
     @people.response(201, PersonSchema)
     def post(self, data):
@@ -97,7 +89,7 @@ class PersonById(MethodView):
         return _person_response(ops.get_person(get_session(), g.principal, person_id))
 
     @requires(perm.PEOPLE_READ)
-    @people.doc(**_IF_MATCH)
+    @people.doc(**IF_MATCH)
     @people.arguments(PersonPatchSchema)
     @people.response(200, PersonSchema)
     def patch(self, data, person_id):
@@ -118,7 +110,7 @@ class PersonConsents(MethodView):
 
     @requires(perm.CONSENT_WRITE)
     @idempotent
-    @people.doc(**_IDEMPOTENCY_KEY)
+    @people.doc(**IDEMPOTENCY_KEY)
     @people.arguments(ConsentCreateSchema)
     @people.response(201, ConsentSchema)
     def post(self, data, person_id):
