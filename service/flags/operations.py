@@ -269,7 +269,9 @@ def _my_teams_clause(actor: Principal):
     return sa.or_(Flag.routed_team_id.in_(teams), Flag.also_routed_team_id.in_(teams))
 
 
-def _routed_to_me(actor: Principal, flag: Flag, db: Session) -> bool:
+def routed_to_me(actor: Principal, flag: Flag, db: Session) -> bool:
+    """Whether the flag is routed to the actor's team (or, for a role without a team, to any
+    team of their organisation)."""
     if actor.organisation_kind == "vcse":
         return False
     if actor.team_id is not None:
@@ -290,7 +292,7 @@ def require_flag(db: Session, actor: Principal, flag_id: int, action: str = "rea
     if lock and db.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     flag = db.exec(query).first()
-    allowed = flag is not None and _routed_to_me(actor, flag, db)
+    allowed = flag is not None and routed_to_me(actor, flag, db)
     if allowed and work:
         allowed = (actor.team_id is not None and actor.user_id is not None
                    and actor.role in FLAG_WORKER_ROLES)
@@ -513,7 +515,7 @@ def _can_step_up(db: Session, actor: Principal, journey: Journey, flag: Flag | N
         team = db.get(Team, journey.team_id)
         if team is not None and team.organisation_id == actor.organisation_id:
             return True
-    return flag is not None and _routed_to_me(actor, flag, db)
+    return flag is not None and routed_to_me(actor, flag, db)
 
 
 def _vcse_recipients(db: Session, referral: Referral) -> list[str]:
@@ -541,7 +543,7 @@ def step_up(db: Session, actor: Principal, journey_id: int, data: dict,
     flag = _flag
     if flag is None and data.get("flag_id") is not None:
         flag = db.get(Flag, data["flag_id"])
-        if flag is None or not _routed_to_me(actor, flag, db):
+        if flag is None or not routed_to_me(actor, flag, db):
             audit.record_denied(actor, "step-up", "flag", data["flag_id"],
                                 person_id=flag.person_id if flag is not None else None)
             raise Invalid("No such flag.", errors={"flag_id": ["No such flag for this journey"]})

@@ -14,7 +14,7 @@ from service import clock
 from service.audit import operations as audit
 from service.auth import permissions as perm
 from service.auth.principal import Principal
-from service.flags.operations import _routed_to_me
+from service.flags.operations import routed_to_me
 from service.interop import fhir
 from service.referrals.operations import get_referral
 from service.scoping import TOMBSTONE
@@ -34,7 +34,7 @@ def export_referral(db: Session, actor: Principal, referral_id: int) -> Bundle:
     flags = []
     if statutory and actor.can(perm.FLAGS_READ):
         flags = [f for f in db.exec(fhir.flags_for_export(referral)).all()
-                 if _routed_to_me(actor, f, db)]
+                 if routed_to_me(actor, f, db)]
         for flag in flags:  # flags hold personal data: one audit event each, as in the queue
             audit.record(db, actor, "read", "flag", flag.id, person_id=flag.person_id)
     record = fhir.load_record(db, referral, flags)

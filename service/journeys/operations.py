@@ -17,6 +17,7 @@ from models import (
     Journey,
     JourneyMember,
     Membership,
+    Note,
     Offer,
     Organisation,
     Person,
@@ -168,6 +169,24 @@ def get_journey(db: Session, actor: Principal, journey_id: int) -> Journey:
     journey = require_journey(db, actor, journey_id)
     audit.record(db, actor, "read", "journey", journey.id, person_id=journey.person_id)
     return journey
+
+
+def add_note(db: Session, actor: Principal, journey_id: int, data: dict) -> Note:
+    """A note, or a client-voice note in the person's own words, about the whole journey
+    (before or beside any referral). Statutory staff and peer workers who can see the journey;
+    VCSE staff note on the referral to their organisation instead."""
+    actor.require(perm.NOTES_WRITE)
+    journey = require_journey(db, actor, journey_id, action="add-note")
+    if actor.organisation_kind == "vcse":
+        raise Forbidden("Add notes to the referral to your organisation.")
+    note = Note(journey_id=journey.id, referral_id=None, author_user_id=actor.user_id,
+                author_role=actor.role or "api-client",
+                author_organisation_id=actor.organisation_id, kind=data.get("kind", "note"),
+                text=data["text"], created_at=clock.now())
+    db.add(note)
+    db.flush()
+    audit.record(db, actor, "add-note", "journey", journey.id, person_id=journey.person_id)
+    return note
 
 
 def discharge_journey(db: Session, actor: Principal, journey_id: int, data: dict,

@@ -439,7 +439,7 @@ def add_note(person_id: int):
             if kind == "referral":
                 action = lambda: referral_ops.add_note(db, actor, int(record_id), data)  # noqa: E731
             else:
-                action = lambda: support.add_journey_note(db, actor, int(record_id), data)  # noqa: E731
+                action = lambda: journey_ops.add_note(db, actor, int(record_id), data)  # noqa: E731
             _done, errors = _run(action, NOTE_WORDING)
             if not errors:
                 flash("Client voice note added" if data["kind"] == "client-voice"

@@ -3,8 +3,6 @@
 Pages call the area operations; the few reads and writes here exist only where no operation
 covers what a page needs yet (each is marked STOPGAP and reported to the lead):
 
-- `add_journey_note`: `referrals.operations.add_note` needs a referral; a note or client-voice
-  note about the whole journey (before any referral) has no operation.
 - `update_draft_handover`: there is no operation to change a draft referral's handover.
 """
 
@@ -292,25 +290,6 @@ def journey_notes(db: Session, journey_ids: list[int], *, limit: int, offset: in
 
 
 # --- STOPGAP writes (no operation yet) --------------------------------------------------------
-
-def add_journey_note(db: Session, actor: Principal, journey_id: int, data: dict) -> Note:
-    """STOPGAP for a journey-level `add_note`: the same permission, scope, attribution and
-    audit as `referrals.operations.add_note`, without a referral."""
-    from service.journeys.operations import require_journey
-
-    actor.require(perm.NOTES_WRITE)
-    journey = require_journey(db, actor, journey_id, action="add-note")
-    if actor.organisation_kind == "vcse":
-        raise Forbidden("Add notes to the referral to your organisation.")
-    note = Note(journey_id=journey.id, referral_id=None, author_user_id=actor.user_id,
-                author_role=actor.role or "api-client",
-                author_organisation_id=actor.organisation_id, kind=data.get("kind", "note"),
-                text=data["text"], created_at=clock.now())
-    db.add(note)
-    db.flush()
-    audit.record(db, actor, "add-note", "journey", journey.id, person_id=journey.person_id)
-    return note
-
 
 def update_draft_handover(db: Session, actor: Principal, referral_id: int, data: dict,
                           expected_version: int):
