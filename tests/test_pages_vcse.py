@@ -502,6 +502,9 @@ def test_contacts_and_notes_on_the_referral_page_are_paginated(world, sent):
                              happened_at=start + timedelta(minutes=n), created_at=start))
     world.db.commit()
     world.later(hours=1)
+    page = _text(world.vcse.get(f"/referrals/{sent}"))
+    # Each list's pages are their own named landmark (screen readers list them apart).
+    assert 'aria-label="Contacts pages"' in page and 'aria-label="Pagination"' not in page
     first = _plain(world.vcse.get(f"/referrals/{sent}"))
     assert "Contacts (12)" in first and "Meeting 11" in first and "Meeting 01" not in first
     second = _plain(world.vcse.get(f"/referrals/{sent}?contacts_page=2"))
