@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import time
+from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
@@ -40,8 +42,14 @@ def db_downgrade(revision: str) -> None:
 
 
 @click.command("demo-data")
-def demo_data() -> None:
-    """Load the fictional demo alliance (idempotent)."""
+@click.option("--scale", "scale", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Also generate a realistic alliance around N referrals (bulk; once per "
+                   "database).")
+@click.option("--seed", default=1, show_default=True, help="Random seed for --scale.")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Last day of the generated history (default: today, UTC).")
+def demo_data(scale: int | None, seed: int, as_of: datetime | None) -> None:
+    """Load the fictional demo alliance (idempotent); with --scale N, generate N more referrals."""
     from service.demo import DEMO_PASSWORD, USERS, load_demo_data
     from service.people.demo import load_demo_offers_and_people
     from service.referrals.demo import load_demo_journeys_and_referrals
@@ -54,6 +62,26 @@ def demo_data() -> None:
     click.echo(f"Demo data loaded. Demo logins (password: {DEMO_PASSWORD}):")
     for email, _name, _org, _team, role, _m in USERS:
         click.echo(f"  {role:<18} {email}")
+    if scale:
+        _generate_scaled(scale, seed, as_of.replace(tzinfo=UTC) if as_of else None)
+
+
+def _generate_scaled(n: int, seed: int, as_of: datetime | None) -> None:
+    from service.demo_scale import AlreadyGenerated, generate
+    from service.demo_scale.alliance import EMAIL_DOMAIN
+
+    started = time.perf_counter()
+    try:
+        with click.progressbar(length=n, label=f"Generating {n:,} referrals",
+                               show_pos=True, show_eta=True) as bar:
+            summary = generate(engine(), n, seed=seed, as_of=as_of, progress=bar.update)
+    except AlreadyGenerated as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = ", ".join(f"{count:,} {table}" for table, count in summary.rows.items())
+    click.echo(f"Generated in {time.perf_counter() - started:.0f} s: "
+               f"{summary.organisations} organisations, {rows}.")
+    click.echo(f"Generated staff sign in as e.g. coordinator2.1@{EMAIL_DOMAIN} with the demo "
+               "password.")
 
 
 def _organisation(db: Session, ref: str) -> Organisation:
