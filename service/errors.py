@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 import sqlalchemy as sa
@@ -147,9 +148,24 @@ def handle_stepdown_error(exc: StepdownError) -> Response:
     return _html_error(exc.status, exc.title, exc.detail, headers)
 
 
+def where_it_failed(exc: BaseException) -> str:
+    """The exception types and stack frames (file, line, code) of exc and its causes, without
+    their messages: those can quote personal data (a name, SQL parameters with an NHS number)."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = type(current)
+        parts.append(f"{kind.__module__}.{kind.__qualname__} (message withheld)\n")
+        parts.extend(traceback.format_tb(current.__traceback__))
+        current = current.__cause__ or current.__context__
+    return "".join(parts)
+
+
 def handle_unexpected(exc: Exception) -> Response:
-    # Log the type only at error level; tracebacks can hold request values.
-    log.exception("unhandled %s", type(exc).__name__)
+    # The type and frames only: the message and a formatted traceback can hold request values.
+    log.error("unhandled %s\n%s", type(exc).__name__, where_it_failed(exc))
     title = "Internal server error"
     if is_api_request():
         return problem_response(500, title, "Sorry, there is a problem with the service.")
