@@ -93,6 +93,7 @@ def test_cis2_login_asks_for_rbac_scopes_and_a_fresh_role_choice(client, demo, p
     assert params["scope"].split() == ["openid", "profile", "nationalrbacaccess",
                                        "associatedorgs", "selectedrole"]
     assert params["prompt"] == "login"
+    assert params["acr_values"] == "AAL2_OR_AAL3_ANY"  # the default minimum is AAL2
 
 
 def test_selected_role_maps_to_a_membership(client, provider, nurse, mapping, now, db, demo):

@@ -30,6 +30,11 @@ def acr_level(acr: object) -> int:
     return int(match.group(1)) if match else 0
 
 
+def acr_values(minimum: str) -> str:
+    """The `acr_values` to ask CIS2 for: the authenticators at or above the minimum level."""
+    return "AAL3_ANY" if acr_level(minimum) >= 3 else "AAL2_OR_AAL3_ANY"
+
+
 def require_acr(claims: dict, minimum: str) -> None:
     needed = acr_level(minimum) or 2
     if acr_level(claims.get("acr")) < needed:

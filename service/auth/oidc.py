@@ -84,7 +84,13 @@ def get_provider(name: str) -> Provider | None:
 
 def authorize_redirect(provider: Provider):
     """Send the browser to the provider; state, nonce and PKCE verifier go in the session."""
-    extra = {"prompt": "login"} if provider.is_cis2 else {}  # CIS2: choose the role each time
+    extra = {}
+    if provider.is_cis2:
+        from service.auth.cis2 import acr_values  # cis2 builds on this module
+
+        # Choose the role each time; ask for a strong enough authenticator up front (the
+        # level in the returned token is still checked).
+        extra = {"prompt": "login", "acr_values": acr_values(provider.acr_min)}
     return provider.client.authorize_redirect(provider.redirect_uri(), **extra)
 
 
