@@ -45,7 +45,7 @@ from service.referrals.schemas import (
     ReferralListArgsSchema,
     ReferralNoteCreateSchema,
 )
-from service.reports.handover import _sharing_basis
+from service.reports.handover import sharing_basis
 from service.scoping import FULL
 
 bp = Blueprint("vcse", __name__)
@@ -279,7 +279,7 @@ def about_me_sections(text: str | None) -> list[tuple[str | None, str]]:
 
 
 def _sharing(db, referral) -> dict:
-    basis = _sharing_basis(db, referral, clock.now())
+    basis = sharing_basis(db, referral, clock.now())
     if basis["kind"] == "consent":
         basis["lawful_basis_label"] = support.ART6_LABELS.get(basis["lawful_basis"],
                                                               basis["lawful_basis"])

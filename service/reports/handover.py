@@ -29,7 +29,7 @@ bp = Blueprint("handover", __name__, url_prefix="/api/v1/referrals",
 pages_bp = FlaskBlueprint("handover_pages", __name__)
 
 
-def _sharing_basis(db: Session, referral, now) -> dict:
+def sharing_basis(db: Session, referral, now) -> dict:
     if referral.alternative_basis:
         return {"kind": "alternative", "basis": referral.alternative_basis}
     consent = db.exec(
@@ -59,7 +59,7 @@ def handover_pack(db: Session, actor: Principal, referral_id: int) -> bytes:
     audit.record(db, actor, "print-handover", "referral", referral.id,
                  person_id=referral.person_id)
     viewer = actor.user.display_name if actor.user else actor.client.name
-    return render_pdf("reports/handover.html", referral=view, basis=_sharing_basis(db, referral, now),
+    return render_pdf("reports/handover.html", referral=view, basis=sharing_basis(db, referral, now),
                       printed_by=viewer, printed_at=now.strftime("%d %B %Y %H:%M UTC"))
 
 
