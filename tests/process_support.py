@@ -94,8 +94,8 @@ class Processes:
             if process.poll() is not None:
                 raise AssertionError(f"{name} exited:\n{self.output(process)[-3000:]}")
             try:
-                return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(f"{url}/readyz", timeout=5).status_code == 200
+            except (requests.ConnectionError, requests.Timeout):  # still booting its worker
                 return False
 
         wait_until(ready, 40, f"{name} to be ready", interval=0.2)

@@ -275,7 +275,7 @@ def test_a_statement_past_the_timeout_is_cancelled_and_answered_503(app, app_con
 # ---- A worker killed mid-delivery (real processes) ------------------------------------------
 
 @pytest.fixture
-def processes(tmp_path):
+def processes(app, tmp_path):  # noqa: ARG001 - torn down before the app empties the database
     started = Processes(tmp_path)
     try:
         yield started
