@@ -3,6 +3,7 @@
 from models.audit import AuditEvent
 from models.base import metadata
 from models.flags import Flag, FlagEvent
+from models.flows import ReferralFlow
 from models.journeys import Journey, JourneyMember
 from models.offers import Offer, OfferArea, OfferResponsibility
 from models.organisations import (
@@ -51,6 +52,7 @@ __all__ = [
     "PersonNeed",
     "Referral",
     "ReferralEvent",
+    "ReferralFlow",
     "Responsibility",
     "Team",
     "User",

@@ -27,6 +27,7 @@ from models import (
     Team,
 )
 from models.working_days import acknowledgement_due
+from service.flows.facts import refresh_all_flows
 
 SECRET_TEXT = "Loves gardening with the allotment group on Thursdays"
 
@@ -303,5 +304,8 @@ def seed_flows(db, demo) -> Seeded:
               raised=at(2026, 10, 15), resolved=at(2026, 10, 15, 10, 30), key="f6")
     make_flag(db, j_brent, brent, trigger="concern", urgency="routine",
               raised=at(2026, 8, 3), acknowledged=at(2026, 8, 3, 12), key="f7")
+    db.flush()
+    # The rows above were made directly, not by the operations that keep flow rows current.
+    refresh_all_flows(db)
     db.flush()
     return seeded

@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from models import Alliance
+from models.flows import FlowInputs, flow_values
 from models.working_days import working_days_between
 from service.flows import operations as ops
 from service.flows import queries
-from service.flows.calendar import Calendar, london_midnight_utc
+from service.flows.calendar import london_midnight_utc
 from tests.conftest import ON_POSTGRES
 from tests.flows_factories import seed_flows
 
@@ -39,19 +40,29 @@ def _cur_prev(fig):
     return fig["current"], fig["previous"]
 
 
-def test_calendar_matches_working_days_and_london_dates():
-    cal = Calendar(date(2026, 12, 1), date(2027, 1, 31))
-    idx = {d: i for d, i in cal.rows()}
+def test_flow_values_count_working_days_between_london_dates():
+    def values(sent, decided=None, contact=None, status="in-progress"):
+        return flow_values(FlowInputs(
+            status=status, reason_code=None, waitlist=False, sent_at=sent, decided_at=decided,
+            first_attended_at=contact, borough=None, sex=None, ethnic_category=None,
+            date_of_birth=date(1990, 6, 15)))
 
-    def key(d):
-        return d.year * 10000 + d.month * 100 + d.day
-
-    start = date(2026, 12, 1)
+    start = datetime(2026, 12, 1, 10, tzinfo=UTC)
     for offset in range(60):
-        d = start + timedelta(days=offset)
-        assert idx[key(d)] - idx[key(start)] == working_days_between(start, d)
+        decided = start + timedelta(days=offset)
+        assert values(start, decided)["decision_days"] == working_days_between(
+            start.date(), decided.date())
     # Christmas 2026: Thursday 24th to Tuesday 29th is one working day.
-    assert idx[20261229] - idx[20261224] == 1
+    christmas = values(datetime(2026, 12, 24, 9, tzinfo=UTC), datetime(2026, 12, 29, 9, tzinfo=UTC),
+                       datetime(2027, 1, 4, 9, tzinfo=UTC))
+    assert (christmas["decision_days"], christmas["contact_days"]) == (1, 3)
+    # 23:30 UTC on 30 Sep is 00:30 on 1 Oct in London; in winter UTC is London time.
+    assert values(datetime(2026, 9, 30, 23, 30, tzinfo=UTC))["sent_on"] == date(2026, 10, 1)
+    assert values(datetime(2026, 12, 1, 23, 30, tzinfo=UTC))["sent_on"] == date(2026, 12, 1)
+    # Declined and withdrawn referrals have no first-contact time, whatever was recorded.
+    declined = values(start, start, start, status="rejected")
+    assert (declined["outcome"], declined["contact_days"], declined["reason"]) == (
+        "declined", None, "not-recorded")
     assert london_midnight_utc(date(2026, 10, 1)) == datetime(2026, 9, 30, 23, 0)
     assert london_midnight_utc(date(2026, 12, 1)) == datetime(2026, 12, 1, 0, 0)
 

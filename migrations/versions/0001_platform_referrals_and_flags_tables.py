@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 05:15:57.769160
+Create Date: 2026-11-26 08:05:02.999255
 """
 from alembic import op
 import sqlalchemy as sa
@@ -558,6 +558,38 @@ def upgrade() -> None:
     with op.batch_alter_table('referral_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_referral_event_referral_id'), ['referral_id'], unique=False)
 
+    op.create_table('referral_flow',
+    sa.Column('referral_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('sent_on', sa.Date(), nullable=False),
+    sa.Column('sent_month', sa.Integer(), nullable=False),
+    sa.Column('referring_team_id', sa.Integer(), nullable=False),
+    sa.Column('referring_organisation_id', sa.Integer(), nullable=False),
+    sa.Column('offer_id', sa.Integer(), nullable=False),
+    sa.Column('receiving_organisation_id', sa.Integer(), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('waitlist', sa.Boolean(), nullable=False),
+    sa.Column('contacted', sa.Boolean(), nullable=False),
+    sa.Column('decision_days', sa.Integer(), nullable=True),
+    sa.Column('contact_days', sa.Integer(), nullable=True),
+    sa.Column('borough', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('sex', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('ethnic_category', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('age_band', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.CheckConstraint("outcome IN ('awaiting', 'declined', 'withdrawn', 'in-progress', 'completed', 'failed', 'cancelled-after-acceptance')", name=op.f('ck_referral_flow_outcome')),
+    sa.ForeignKeyConstraint(['offer_id'], ['offer.id'], name=op.f('fk_referral_flow_offer_id_offer')),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_referral_flow_person_id_person')),
+    sa.ForeignKeyConstraint(['receiving_organisation_id'], ['organisation.id'], name=op.f('fk_referral_flow_receiving_organisation_id_organisation')),
+    sa.ForeignKeyConstraint(['referral_id'], ['referral.id'], name=op.f('fk_referral_flow_referral_id_referral')),
+    sa.ForeignKeyConstraint(['referring_organisation_id'], ['organisation.id'], name=op.f('fk_referral_flow_referring_organisation_id_organisation')),
+    sa.ForeignKeyConstraint(['referring_team_id'], ['team.id'], name=op.f('fk_referral_flow_referring_team_id_team')),
+    sa.PrimaryKeyConstraint('referral_id', name=op.f('pk_referral_flow'))
+    )
+    with op.batch_alter_table('referral_flow', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_referral_flow_person_id'), ['person_id'], unique=False)
+        batch_op.create_index('ix_referral_flow_sent_on', ['sent_on'], unique=False)
+
     op.create_table('flag_event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('flag_id', sa.Integer(), nullable=False),
@@ -583,6 +615,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_flag_event_flag_id'))
 
     op.drop_table('flag_event')
+    with op.batch_alter_table('referral_flow', schema=None) as batch_op:
+        batch_op.drop_index('ix_referral_flow_sent_on')
+        batch_op.drop_index(batch_op.f('ix_referral_flow_person_id'))
+
+    op.drop_table('referral_flow')
     with op.batch_alter_table('referral_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_referral_event_referral_id'))
 

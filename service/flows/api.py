@@ -77,6 +77,8 @@ class FlowsPdf(MethodView):
 
 def register(app, api) -> None:  # noqa: ARG001
     from service import csrf
+    from service.flows.facts import register_listener
 
+    register_listener()
     api.register_blueprint(flows)
     csrf.exempt(flows)

@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 from sqlmodel import Session, select
 
 from models import Alliance, AllianceManager, AllianceMember, Offer, Organisation, Team
+from models.flows import NOT_RECORDED
 from models.vocab import CANCEL_REASONS, DECLINE_REASONS, FAIL_REASONS, FLAG_TRIGGERS, URGENCIES
 from service import clock
 from service.auth import permissions as perm
@@ -36,7 +37,7 @@ from service.errors import Invalid, NotFound
 from service.flows import queries
 from service.flows.calendar import LONDON
 from service.flows.disclosure import LEGEND, THRESHOLD, Register, change, share, statistic
-from service.flows.queries import ALL, GROUPS, NOT_RECORDED, Window
+from service.flows.queries import ALL, GROUPS, Window
 
 MAX_PERIOD_DAYS = 366
 OUTCOMES = ("awaiting", "declined", "withdrawn", "in-progress", "completed", "failed",

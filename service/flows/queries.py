@@ -8,10 +8,10 @@ rows ``(measure, period, a, b, c, n)`` -- already summed in SQL, including the t
 percentiles. Journeys (safety net) and flags have their own small statements.
 
 Counting happens over ``base``: one row per referral of the alliance sent in either
-period, with every dimension a figure needs computed once (period, referring group,
-receiving unit, outcome, decision, first contact, working days, equality fields). A
-dimension is NULL where it does not apply (e.g. ``contact`` only for accepted referrals),
-so each grouping set simply drops its NULL group.
+period, read from its flow row (models.flows: London dates, working days, outcome and
+equality fields were worked out when the referral last changed), with the dimensions each
+figure needs. A dimension is NULL where it does not apply (e.g. ``contact`` only for
+accepted referrals), so each grouping set simply drops its NULL group.
 
 - PostgreSQL: one ``GROUP BY GROUPING SETS`` pass over ``base`` (hash aggregation of all
   sets in a single scan), and ``percentile_cont`` for the times.
@@ -19,8 +19,6 @@ so each grouping set simply drops its NULL group.
   ``GROUP BY`` over a ``MATERIALIZED`` ``base``, and percentiles from ``ROW_NUMBER()`` /
   ``COUNT()`` windows with the same linear interpolation as percentile_cont
   (position (n - 1) * q, interpolating between the neighbouring values).
-
-Working days use the lookup CTE of service.flows.calendar.
 """
 
 from __future__ import annotations
@@ -31,10 +29,10 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from service.flows.calendar import Calendar, local_ymd, london_midnight_utc, ymd
+from models.flows import ACCEPTED_OUTCOMES
+from service.flows.calendar import local_date, london_midnight_utc
 
 GROUPS = ("offer", "organisation", "team")
-NOT_RECORDED = "not-recorded"
 ALL = "*"
 
 
@@ -56,11 +54,11 @@ class Window:
     def last(self) -> date:
         return self.current[1]
 
-    def calendar(self) -> Calendar:
-        # Decisions and contacts come after sending: a year of slack past the later of the
-        # period's end and today (capped so a far-future clock cannot grow it unbounded).
+    @property
+    def slack_end(self) -> date:
+        """The last day a step-up after the period is dated for (SQLite's London offsets)."""
         end = max(self.last, min(self.as_of.date(), self.last + timedelta(days=3 * 366)))
-        return Calendar(self.first, end + timedelta(days=366))
+        return end + timedelta(days=366)
 
 
 # (measure, its dimensions: a, b and c of the tidy output, in order)
@@ -80,120 +78,58 @@ COUNT_SETS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _age_band(age: str) -> str:
-    bands = [(18, "0-17"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (55, "45-54"),
-             (65, "55-64")]
-    whens = " ".join(f"WHEN {age} < {limit} THEN '{label}'" for limit, label in bands)
-    return f"CASE WHEN {age} IS NULL THEN '{NOT_RECORDED}' {whens} ELSE '65+' END"
-
-
-def _dob_ymd(dialect: str) -> str:
-    if dialect == "sqlite":
-        return "CAST(strftime('%Y%m%d', p.date_of_birth) AS INTEGER)"
-    return ("(EXTRACT(YEAR FROM p.date_of_birth) * 10000 + EXTRACT(MONTH FROM p.date_of_birth)"
-            " * 100 + EXTRACT(DAY FROM p.date_of_birth))::integer")
-
-
 def _text(dialect: str, expr: str) -> str:
     return f"CAST({expr} AS {'TEXT' if dialect == 'sqlite' else 'VARCHAR'})"
 
 
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 def base_cte(dialect: str, window: Window) -> str:
-    """SQL for the ``working_day``, ``first_contact`` and ``base`` CTEs (no WITH keyword)."""
-    first, last = window.first, window.calendar().last
-    sent = local_ymd(dialect, "r.sent_at", first, last)
-    decided = local_ymd(dialect, "r.decided_at", first, last)
-    contacted = local_ymd(dialect, "fc.first_at", first, last)
-    ref_key = "r.referring_team_id" if window.group == "team" else "t.organisation_id"
-    unit_key = "r.receiving_organisation_id" if window.group == "organisation" else "r.offer_id"
+    """SQL for the ``members`` and ``base`` CTEs (no WITH keyword).
+
+    Each referral's dimensions were worked out when it last changed (models.flows); here
+    they are only renamed for the grouping, and the target compared with the offer's.
+    """
+    ref_key = "f.referring_team_id" if window.group == "team" else "f.referring_organisation_id"
+    unit_key = "f.receiving_organisation_id" if window.group == "organisation" else "f.offer_id"
     materialized = "MATERIALIZED " if dialect == "sqlite" else ""
+    accepted = _in("f.outcome", ACCEPTED_OUTCOMES)
+    undecided = _in("f.outcome", ("awaiting", "withdrawn"))
     return f"""
-{window.calendar().cte()},
 members AS (SELECT organisation_id FROM alliance_member WHERE alliance_id = :alliance_id),
-first_contact AS (
-    SELECT c.referral_id, MIN(c.happened_at) AS first_at
-    FROM contact c JOIN referral r ON r.id = c.referral_id
-    WHERE c.outcome = 'attended' AND r.sent_at >= :lo AND r.sent_at < :hi
-    GROUP BY c.referral_id
-),
-r0 AS (
-    SELECT
-        CASE WHEN r.sent_at >= :current_lo THEN 'current' ELSE 'previous' END AS period,
-        {_text(dialect, ref_key)} AS ref_key,
-        {_text(dialect, unit_key)} AS unit_key,
-        r.status,
-        r.reason_code,
-        r.waitlist,
-        r.decided_at,
-        o.response_target_days AS target_days,
-        sd.ymd AS sent_ymd,
-        sd.idx AS sent_idx,
-        dd.idx AS decided_idx,
-        cd.idx AS contact_idx,
-        fc.first_at,
-        p.borough, p.sex, p.ethnic_category,
-        (sd.ymd - {_dob_ymd(dialect)}) / 10000 AS age
-    FROM referral r
-    JOIN team t ON t.id = r.referring_team_id
-    JOIN offer o ON o.id = r.offer_id
-    JOIN person p ON p.id = r.person_id
-    JOIN working_day sd ON sd.ymd = {sent}
-    LEFT JOIN working_day dd ON dd.ymd = {decided}
-    LEFT JOIN first_contact fc ON fc.referral_id = r.id
-    LEFT JOIN working_day cd ON cd.ymd = {contacted}
-    WHERE r.sent_at >= :lo AND r.sent_at < :hi
-      AND t.organisation_id IN (SELECT organisation_id FROM members)
-      AND r.receiving_organisation_id IN (SELECT organisation_id FROM members)
-),
 base AS {materialized}(
     SELECT
-        period, ref_key, unit_key,
-        CASE
-            WHEN status = 'rejected' THEN 'declined'
-            WHEN status IN ('draft', 'requested') THEN 'awaiting'
-            WHEN status = 'cancelled' AND decided_at IS NULL THEN 'withdrawn'
-            WHEN status = 'cancelled' THEN 'cancelled-after-acceptance'
-            WHEN status = 'completed' THEN 'completed'
-            WHEN status = 'failed' THEN 'failed'
-            ELSE 'in-progress'
-        END AS outcome,
-        CASE
-            WHEN status = 'rejected' THEN 'declined'
-            WHEN status IN ('draft', 'requested') THEN 'undecided'
-            WHEN status = 'cancelled' AND decided_at IS NULL THEN 'undecided'
-            ELSE 'accepted'
-        END AS decision,
-        CASE
-            WHEN status = 'rejected' THEN 'not-accepted'
-            WHEN status IN ('draft', 'requested') THEN 'not-accepted'
-            WHEN status = 'cancelled' AND decided_at IS NULL THEN 'not-accepted'
-            ELSE 'accepted'
-        END AS eq_decision,
-        CASE WHEN status IN ('rejected', 'cancelled', 'failed') THEN status END AS closed_status,
-        CASE WHEN status IN ('rejected', 'cancelled', 'failed')
-             THEN COALESCE(reason_code, '{NOT_RECORDED}') END AS reason,
-        CASE WHEN decided_idx IS NOT NULL THEN decided_idx - sent_idx END AS decision_days,
-        CASE WHEN contact_idx IS NOT NULL AND decided_idx IS NOT NULL
-                  AND status NOT IN ('rejected', 'draft', 'requested')
-             THEN contact_idx - decided_idx END AS contact_days,
-        CASE WHEN status NOT IN ('rejected', 'draft', 'requested')
-                  AND NOT (status = 'cancelled' AND decided_at IS NULL)
-             THEN CASE WHEN first_at IS NOT NULL THEN 'contacted' ELSE 'not-contacted' END
+        CASE WHEN f.sent_on >= :current_from THEN 'current' ELSE 'previous' END AS period,
+        {_text(dialect, ref_key)} AS ref_key,
+        {_text(dialect, unit_key)} AS unit_key,
+        f.outcome,
+        CASE WHEN f.outcome = 'declined' THEN 'declined'
+             WHEN {undecided} THEN 'undecided' ELSE 'accepted' END AS decision,
+        CASE WHEN {accepted} THEN 'accepted' ELSE 'not-accepted' END AS eq_decision,
+        CASE WHEN f.outcome = 'declined' THEN 'rejected'
+             WHEN {_in("f.outcome", ("withdrawn", "cancelled-after-acceptance"))} THEN 'cancelled'
+             WHEN f.outcome = 'failed' THEN 'failed' END AS closed_status,
+        f.reason,
+        f.decision_days,
+        f.contact_days,
+        CASE WHEN {accepted}
+             THEN CASE WHEN f.contacted THEN 'contacted' ELSE 'not-contacted' END
         END AS contact,
-        CASE WHEN status NOT IN ('rejected', 'draft', 'requested')
-                  AND NOT (status = 'cancelled' AND decided_at IS NULL)
-             THEN CASE WHEN waitlist THEN 'waitlist' ELSE 'no-waitlist' END
+        CASE WHEN {accepted}
+             THEN CASE WHEN f.waitlist THEN 'waitlist' ELSE 'no-waitlist' END
         END AS waitlist,
-        CASE WHEN status IN ('draft', 'requested') THEN NULL
-             WHEN status = 'cancelled' AND decided_at IS NULL THEN NULL
-             WHEN decided_idx IS NOT NULL AND decided_idx - sent_idx <= target_days
-             THEN 'within' ELSE 'outside' END AS target,
-        COALESCE(borough, '{NOT_RECORDED}') AS borough,
-        COALESCE(sex, '{NOT_RECORDED}') AS sex,
-        COALESCE(ethnic_category, '{NOT_RECORDED}') AS ethnic_category,
-        {_age_band("age")} AS age_band,
-        {_text(dialect, "sent_ymd / 100")} AS month
-    FROM r0
+        CASE WHEN {undecided} THEN NULL
+             WHEN f.decision_days <= o.response_target_days THEN 'within'
+             ELSE 'outside' END AS target,
+        f.borough, f.sex, f.ethnic_category, f.age_band,
+        {_text(dialect, "f.sent_month")} AS month
+    FROM referral_flow f
+    JOIN offer o ON o.id = f.offer_id
+    WHERE f.sent_on BETWEEN :previous_from AND :current_to
+      AND f.referring_organisation_id IN (SELECT organisation_id FROM members)
+      AND f.receiving_organisation_id IN (SELECT organisation_id FROM members)
 )"""
 
 
@@ -310,29 +246,21 @@ SELECT measure, period, unit_key, n, {', '.join(finals)} FROM picked"""
 
 def journeys_flags_sql(dialect: str, window: Window) -> str:
     """Safety net (journeys discharged in the periods) and flags raised in them, tidy."""
-    cal = window.calendar()
-    first, last = window.first, cal.last
     group_key = "j.team_id" if window.group == "team" else "t.organisation_id"
-    stepped = local_ymd(dialect, "j.stepped_up_at", first, last)
-    discharged = ("CAST(strftime('%Y%m%d', j.discharged_on) AS INTEGER)" if dialect == "sqlite"
-                  else "(EXTRACT(YEAR FROM j.discharged_on) * 10000 + EXTRACT(MONTH FROM "
-                       "j.discharged_on) * 100 + EXTRACT(DAY FROM j.discharged_on))::integer")
+    stepped = local_date(dialect, "j.stepped_up_at", window.first, window.slack_end)
+    within = ("date(j.discharged_on, '+90 days')" if dialect == "sqlite"
+              else "j.discharged_on + 90")
     return f"""
-WITH {cal.cte()},
-members AS (SELECT organisation_id FROM alliance_member WHERE alliance_id = :alliance_id),
-calendar_day AS (SELECT ymd, ROW_NUMBER() OVER (ORDER BY ymd) AS dayno FROM working_day),
+WITH members AS (SELECT organisation_id FROM alliance_member WHERE alliance_id = :alliance_id),
 sn AS (
     SELECT
-        CASE WHEN dd.ymd >= :current_from THEN 'current' ELSE 'previous' END AS period,
+        CASE WHEN j.discharged_on >= :current_from THEN 'current' ELSE 'previous' END AS period,
         {_text(dialect, group_key)} AS group_key,
-        CASE WHEN sd.dayno - dd.dayno BETWEEN 0 AND 90 THEN 'stepped-up'
+        CASE WHEN {stepped} BETWEEN j.discharged_on AND {within} THEN 'stepped-up'
              ELSE 'not-stepped-up' END AS outcome
     FROM journey j
     JOIN team t ON t.id = j.team_id
-    JOIN calendar_day dd ON dd.ymd = {discharged}
-    LEFT JOIN calendar_day sd ON sd.ymd = {stepped}
-    WHERE j.discharged_on IS NOT NULL
-      AND dd.ymd BETWEEN :previous_from AND :current_to
+    WHERE j.discharged_on BETWEEN :previous_from AND :current_to
       AND t.organisation_id IN (SELECT organisation_id FROM members)
 ),
 fl AS (
@@ -378,9 +306,9 @@ def parameters(window: Window) -> dict:
         "lo": london_midnight_utc(prev_from),
         "hi": london_midnight_utc(cur_to + timedelta(days=1)),
         "current_lo": london_midnight_utc(cur_from),
-        "current_from": ymd(cur_from),
-        "current_to": ymd(cur_to),
-        "previous_from": ymd(prev_from),
+        "current_from": cur_from,
+        "current_to": cur_to,
+        "previous_from": prev_from,
         "as_of": window.as_of.astimezone(UTC).replace(tzinfo=None),
     }
 
@@ -392,7 +320,8 @@ def _bind(statement: str, window: Window) -> sa.TextClause:
     for name, value in params.items():
         if f":{name}" not in statement:
             continue
-        kind = sa.DateTime() if isinstance(value, datetime) else sa.Integer()
+        kind = (sa.DateTime() if isinstance(value, datetime) else sa.Date()
+                if isinstance(value, date) else sa.Integer())
         binds.append(sa.bindparam(name, value, type_=kind))
     return clause.bindparams(*binds)
 

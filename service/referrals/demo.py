@@ -17,6 +17,7 @@ from models.flag_rules import safety_net_end
 from models.nhs_number import normalise_nhs_number
 from models.referral_lifecycle import check_reason, next_status
 from service import clock
+from service.flows.facts import refresh_flows
 from service.referrals.operations import REFERRER_ACTIONS, about_me_snapshot
 
 BRENT = "Brent Community Mental Health Team"
@@ -145,6 +146,7 @@ def load_demo_journeys_and_referrals(db: Session, base: dict) -> dict:
     users, teams, orgs = base["users"], base["teams"], base["organisations"]
     offers = {(offer.organisation_id, offer.name): offer for offer in base["offers"].values()}
     journeys: dict[str, Journey] = {}
+    loaded: list[int] = []
     for nhs, team_name, discharged_ago, members, referrals in SCRIPT:
         person = db.exec(select(Person).where(
             Person.nhs_number == normalise_nhs_number(nhs))).first()
@@ -183,6 +185,7 @@ def load_demo_journeys_and_referrals(db: Session, base: dict) -> dict:
                                  to_status="draft", actor_user_id=referrer, at=created))
             receiver = users[RECEIVERS[org_key]].id if org_key in RECEIVERS else None
             active = _walk(db, referral, person, steps, referrer, receiver, now) or active
+            loaded.append(referral.id)
             db.add(referral)
             if nhs == "9991000011" and offer_name == "Peer mentoring":
                 db.add(Note(journey_id=journey.id, referral_id=referral.id,
@@ -200,4 +203,5 @@ def load_demo_journeys_and_referrals(db: Session, base: dict) -> dict:
         db.add(journey)
         journeys[nhs] = journey
     db.flush()
+    refresh_flows(db, loaded)  # walked through their states directly, not by the operations
     return journeys

@@ -64,6 +64,7 @@ from service.audit import operations as audit
 from service.auth import permissions as perm
 from service.auth.principal import Principal
 from service.errors import Conflict, Forbidden, Invalid, PreconditionFailed
+from service.flows.facts import refresh_flows
 from service.http import etag_of
 from service.journeys.operations import (
     activate_on_first_accept,
@@ -78,7 +79,6 @@ from service.scoping import (
     TOMBSTONE,
     _team_clause,
     consent_active_clause,
-    consent_covers,
     require_referral,
 )
 
@@ -190,13 +190,29 @@ def _open_rule_conflict() -> Conflict:
                     errors={"offer_id": ["An open referral to this offer exists for this person"]})
 
 
+def _journey_to_refer_from(db: Session, actor: Principal, journey_id: int) -> Journey:
+    """The journey if the caller's team owns it: 404 (audited) when out of scope, else 403.
+
+    One query in the usual case: a statutory caller owning the journey's team sees its person by
+    that alone (the first rule of `visible_people_clause`), so the wider scope check is only
+    needed to tell 404 from 403 when it does not own it.
+    """
+    row = db.exec(select(Journey, Team.organisation_id)
+                  .join(Team, Team.id == Journey.team_id)
+                  .where(Journey.id == journey_id)).first()
+    if (row is not None and actor.organisation_kind != "vcse"
+            and owns_team(actor, row[0].team_id, row[1])):
+        return row[0]
+    journey = require_journey(db, actor, journey_id, action="create-referral")
+    if row is None or not owns_team(actor, journey.team_id, row[1]):
+        raise Forbidden("Only the journey's owning team can refer.")
+    return journey
+
+
 def create_referral(db: Session, actor: Principal, data: dict) -> Referral:
     """A draft referral from the journey's team to one community offer, with its handover."""
     actor.require(perm.REFERRALS_REFER)
-    journey = require_journey(db, actor, data["journey_id"], action="create-referral")
-    team = db.get(Team, journey.team_id) if actor.team_id is None else None
-    if not owns_team(actor, journey.team_id, team.organisation_id if team else None):
-        raise Forbidden("Only the journey's owning team can refer.")
+    journey = _journey_to_refer_from(db, actor, data["journey_id"])
     if journey.status not in ("planned", "active"):
         raise Conflict(f"The journey is {journey.status}: no new referrals.")
     offer = db.get(Offer, data["offer_id"])
@@ -232,41 +248,60 @@ def _reason_error(exc: ReasonRequired | UnknownReason) -> Invalid:
                    errors={"reason_code": [f"Choose a reason: {codes}"]})
 
 
+def _send_context(db: Session, referral: Referral, now: datetime) -> dict:
+    """What sending needs, in one query: the offer, the person, the receiving organisation,
+    whether an active consent names it and whether the person has recorded needs."""
+    offer, person, organisation, consented, has_needs = db.exec(
+        select(Offer, Person, Organisation,
+               consent_active_clause(Referral.person_id, Referral.receiving_organisation_id,
+                                     now).label("consented"),
+               sa.exists().where(PersonNeed.person_id == Referral.person_id).label("has_needs"))
+        .select_from(Referral)
+        .join(Offer, Offer.id == Referral.offer_id)
+        .join(Person, Person.id == Referral.person_id)
+        .join(Organisation, Organisation.id == Referral.receiving_organisation_id)
+        .where(Referral.id == referral.id)
+    ).one()
+    return {"offer": offer, "person": person, "organisation": organisation,
+            "consented": bool(consented), "has_needs": bool(has_needs)}
+
+
 def _send_values(db: Session, actor: Principal, referral: Referral, data: dict,
                  now: datetime, context: dict) -> dict:
-    offer = db.get(Offer, referral.offer_id)
-    if offer is None or offer.status != "active":
+    context.update(_send_context(db, referral, now))
+    offer = context["offer"]
+    if offer.status != "active":
         raise Invalid("This offer is not taking referrals.",
                       errors={"offer_id": ["This offer is not taking referrals now"]})
     basis = data.get("alternative_basis")
     if basis:
         # Sharing without consent has a permission of its own, checked here on the server.
         actor.require(perm.SHARE_WITHOUT_CONSENT)
-    elif not consent_covers(db, referral.person_id, referral.receiving_organisation_id, now):
-        organisation = db.get(Organisation, referral.receiving_organisation_id)
+    elif not context["consented"]:
         raise Invalid(
             "No active consent names the receiving organisation.",
-            errors={"consent": [f"Record the person's consent to share with {organisation.name}, "
+            errors={"consent": ["Record the person's consent to share with "
+                                f"{context['organisation'].name}, "
                                 "or give an alternative lawful basis"]})
-    person = db.get(Person, referral.person_id)
-    context["offer"] = offer
+    person = context["person"]
     return {"sent_at": now, "about_me": about_me_snapshot(person),
             "alternative_basis": basis or None,
             "alternative_justification": data.get("alternative_justification") if basis else None}
 
 
-def _after_send(db: Session, actor: Principal, referral: Referral, journey: Journey,
-                offer: Offer) -> None:
-    organisation = db.get(Organisation, referral.receiving_organisation_id)
+def _after_send(db: Session, actor: Principal, referral: Referral, context: dict) -> None:
+    organisation, offer = context["organisation"], context["offer"]
     if referral.alternative_basis:
         audit.record(db, actor, "share-without-consent", "referral", referral.id,
                      person_id=referral.person_id)
-        _raise_flag(db, trigger="lawful-basis-review", journey=journey, referral=referral,
+        _raise_flag(db, trigger="lawful-basis-review",
+                    journey=db.get(Journey, referral.journey_id), referral=referral,
                     urgency="routine",
                     description=f"Sent to {organisation.name} without consent, on the "
                                 f"{referral.alternative_basis} basis: review the decision.")
     needs = db.exec(select(PersonNeed.responsibility_code)
-                    .where(PersonNeed.person_id == referral.person_id)).all()
+                    .where(PersonNeed.person_id == referral.person_id)).all() \
+        if context["has_needs"] else []
     if needs:
         statutory_only = db.exec(select(Responsibility.code)
                                  .where(Responsibility.scope == "statutory-only")).all()
@@ -274,7 +309,8 @@ def _after_send(db: Session, actor: Principal, referral: Referral, journey: Jour
                         .where(OrganisationResponsibility.organisation_id == organisation.id)).all()
         gap = responsibility_gap(needs, statutory_only, holds)
         if gap:
-            _raise_flag(db, trigger="responsibility-gap", journey=journey, referral=referral,
+            _raise_flag(db, trigger="responsibility-gap",
+                        journey=db.get(Journey, referral.journey_id), referral=referral,
                         urgency="routine",
                         description=f"{organisation.name} does not hold: "
                                     f"{', '.join(sorted(gap))}. The statutory team keeps these.")
@@ -342,7 +378,7 @@ def act_on_referral(db: Session, actor: Principal, referral_id: int, action: str
                          reason_text, now)
     audit.record(db, actor, action, "referral", referral.id, person_id=referral.person_id)
     if action == "send":
-        _after_send(db, actor, referral, db.get(Journey, referral.journey_id), context["offer"])
+        _after_send(db, actor, referral, context)
     elif action == "accept":
         activate_on_first_accept(db, referral.journey_id)
     elif action == "decline" and reason_code == "needs-specialist-support":
@@ -453,6 +489,7 @@ def record_contact(db: Session, actor: Principal, referral_id: int, data: dict) 
             .values(first_contact_at=happened_at)
             .execution_options(synchronize_session=False)
         )
+        refresh_flows(db, [referral.id])
     else:
         latest = db.exec(select(Contact.outcome).where(Contact.referral_id == referral.id)
                          .order_by(Contact.happened_at.desc(), Contact.id.desc())

@@ -1,0 +1,104 @@
+"""Each sent referral's flow row (models.flows.ReferralFlow) follows the operations that move
+it, in the same transaction: send, accept, contacts, closing, person edits, and rollback."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from models import ReferralFlow
+from service.flows.facts import refresh_flows
+from tests.test_referral_support import act, create_referral, ok, sent_referral
+from tests.test_referral_support import world as _world_fixture
+
+world = _world_fixture
+
+
+def _row(db, referral_id: int) -> ReferralFlow | None:
+    db.expire_all()
+    return db.get(ReferralFlow, referral_id)
+
+
+def _contact(w, referral_id: int, outcome: str, when: datetime):
+    return ok(w.vcse.post(f"/api/v1/referrals/{referral_id}/contacts", json={
+        "outcome": outcome, "happened_at": when.isoformat()}), 201)
+
+
+def test_a_draft_has_no_row_and_sending_makes_one(world):
+    draft = ok(create_referral(world.coordinator, world.journey.id, world.offer.id), 201)
+    assert _row(world.db, draft["id"]) is None
+    ok(act(world.coordinator, draft["id"], "send"))
+    row = _row(world.db, draft["id"])
+    assert row is not None
+    assert (row.sent_on, row.sent_month) == (date(2027, 1, 4), 202701)  # the clock's Monday
+    assert (row.outcome, row.reason, row.decision_days, row.contacted) == (
+        "awaiting", None, None, False)
+    assert (row.offer_id, row.receiving_organisation_id, row.referring_team_id) == (
+        world.offer.id, world.offer.organisation_id, world.journey.team_id)
+    assert row.referring_organisation_id == world.demo["organisations"]["trust-a"].id
+
+
+def test_row_follows_acceptance_first_attended_contact_and_completion(world):
+    rid = sent_referral(world)
+    world.later(days=3)  # Monday -> Thursday: three working days
+    ok(act(world.vcse, rid, "accept", {"waitlist": True,
+                                       "expected_start": date(2027, 1, 20).isoformat()}))
+    row = _row(world.db, rid)
+    assert (row.outcome, row.decision_days, row.waitlist, row.contacted) == (
+        "in-progress", 3, True, False)
+    world.later(days=4)  # Monday 11 January
+    now = world.clock.now()
+    _contact(world, rid, "did-not-attend", now - timedelta(days=1))
+    assert _row(world.db, rid).contacted is False  # an attempt is not a first contact
+    _contact(world, rid, "attended", now - timedelta(hours=1))
+    assert (_row(world.db, rid).contacted, _row(world.db, rid).contact_days) == (True, 2)
+    # An earlier attended contact recorded later wins: Friday 8th is one working day.
+    _contact(world, rid, "attended", datetime(2027, 1, 8, 10, tzinfo=UTC))
+    assert _row(world.db, rid).contact_days == 1
+    ok(act(world.vcse, rid, "start"))
+    ok(act(world.vcse, rid, "complete"))
+    assert _row(world.db, rid).outcome == "completed"
+
+
+def test_row_follows_decline_and_withdrawal(world):
+    declined = sent_referral(world)
+    ok(act(world.vcse, declined, "decline", {"reason_code": "not-eligible"}))
+    row = _row(world.db, declined)
+    assert (row.outcome, row.reason, row.decision_days) == ("declined", "not-eligible", 0)
+    withdrawn = sent_referral(world)  # the declined one is closed: a new one may open
+    ok(act(world.coordinator, withdrawn, "cancel", {"reason_code": "no-longer-needed"}))
+    row = _row(world.db, withdrawn)
+    assert (row.outcome, row.reason, row.decision_days) == (
+        "withdrawn", "no-longer-needed", None)
+
+
+def test_person_edits_move_the_equality_fields_and_age_band(world):
+    rid = sent_referral(world)
+    before = (_row(world.db, rid).borough, _row(world.db, rid).age_band)
+    etag = world.coordinator.get(f"/api/v1/people/{world.person.id}").headers["ETag"]
+    ok(world.coordinator.patch(f"/api/v1/people/{world.person.id}", json={
+        "borough": "Camden", "sex": "female", "ethnic_category": "N",
+        "date_of_birth": "2010-03-01"}, headers={"If-Match": etag}))
+    after = _row(world.db, rid)
+    assert (after.borough, after.sex, after.ethnic_category, after.age_band) == (
+        "Camden", "female", "N", "0-17")
+    assert before != (after.borough, after.age_band)
+
+
+def test_a_refused_change_leaves_the_row_as_it_was(world):
+    rid = sent_referral(world)
+    stale = act(world.vcse, rid, "accept", if_match='"referral-0-v0"')
+    assert stale.status_code == 412
+    assert _row(world.db, rid).outcome == "awaiting"
+
+
+def test_refresh_rewrites_a_stale_row(world):
+    rid = sent_referral(world)
+    db = world.db
+    row = _row(db, rid)
+    row.outcome, row.borough = "completed", "Nowhere"
+    db.add(row)
+    db.commit()
+    refresh_flows(db, [rid])
+    db.commit()
+    assert (_row(db, rid).outcome, _row(db, rid).borough) == ("awaiting", world.person.borough
+                                                              or "not-recorded")
