@@ -11,7 +11,7 @@ import re
 import pytest
 from sqlmodel import select
 
-from models import ApiClient, AuditEvent, Membership, Team, User
+from models import ApiClient, AuditEvent, Cis2RoleMapping, Membership, Team, User
 from service import create_app
 from service.auth.passwords import verify_password
 from tests.conftest import DEMO_PASSWORD
@@ -292,6 +292,43 @@ def test_deactivate_api_client(admin, records, db):
 
 
 # ---- CSRF ----------------------------------------------------------------------------------
+
+def test_map_a_cis2_national_role(admin, org_a, records, db):
+    """A trust's admin says which national role at their ODS code signs in as what."""
+    overview = _text(admin.get("/admin"))
+    assert 'href="/admin/cis2-role-mappings"' in overview
+    empty = admin.post("/admin/cis2-role-mappings/new", data={"role_code": "R 8000!"})
+    assert empty.status_code == 422
+    assert _error_summary(empty) == [
+        '<a href="#role_code"> Enter a national RBAC role code such as R8000 </a>',
+        '<a href="#role"> Choose a role </a>',
+    ]
+    assert _field_value(empty, "role_code") == "R 8000!"
+    vcse_role = admin.post("/admin/cis2-role-mappings/new",
+                           data={"role_code": "R8000", "role": "vcse_worker"})
+    assert vcse_role.status_code == 422
+    assert "Choose a role that a statutory organisation can give" in _text(vcse_role)
+    done = admin.post("/admin/cis2-role-mappings/new", data={
+        "role_code": "R8000", "role": "care_coordinator", "team_id": str(records["team"])})
+    assert done.status_code == 302 and done.headers["Location"] == "/admin/cis2-role-mappings"
+    mapping = db.exec(select(Cis2RoleMapping).where(Cis2RoleMapping.role_code == "R8000")).one()
+    assert (mapping.organisation_id, mapping.ods_code, mapping.role, mapping.team_id) == (
+        org_a.id, org_a.ods_code, "care_coordinator", records["team"])
+    listed = _text(admin.get("/admin/cis2-role-mappings"))
+    assert "R8000" in listed and "Care coordinator" in listed
+    assert "Brent Community Mental Health Team" in listed
+    again = admin.post("/admin/cis2-role-mappings/new", data={
+        "role_code": "R8000", "role": "duty_clinician", "team_id": str(records["team"])})
+    assert again.status_code == 422 and "This role code is already mapped" in _text(again)
+
+
+def test_cis2_pages_are_for_statutory_organisations_only(as_user):
+    vcse_admin = as_user("admin-b")
+    assert 'href="/admin/cis2-role-mappings"' not in _text(vcse_admin.get("/admin"))
+    assert vcse_admin.get("/admin/cis2-role-mappings").status_code == 404
+    assert vcse_admin.post("/admin/cis2-role-mappings/new",
+                           data={"role_code": "R8000", "role": "peer_worker"}).status_code == 404
+
 
 def _csrf(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)

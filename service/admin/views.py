@@ -26,12 +26,18 @@ from marshmallow import Schema, ValidationError
 
 from models.vocab import ROLES
 from service.admin import operations as ops
-from service.admin.schemas import ApiClientSchema, MembershipSchema, TeamSchema, UserCreateSchema
+from service.admin.schemas import (
+    ApiClientSchema,
+    Cis2RoleMappingSchema,
+    MembershipSchema,
+    TeamSchema,
+    UserCreateSchema,
+)
 from service.auth import permissions as perm
 from service.auth.access import requires
 from service.auth.permissions import SCOPES
 from service.db import get_session
-from service.errors import Conflict, Invalid
+from service.errors import Conflict, Invalid, NotFound
 
 bp = Blueprint("admin_pages", __name__, url_prefix="/admin")
 
@@ -384,6 +390,45 @@ def deactivate_api_client(client_id: int):
         return redirect(url_for(".overview"))
     return render_template("admin/api_client_deactivate.html", organisation=organisation,
                            client=client)
+
+
+# ---- CIS2 role mappings (statutory organisations) -----------------------------------------
+
+def _statutory_organisation():
+    organisation = _organisation()
+    if organisation.kind != "statutory":
+        raise NotFound("CIS2 sign-in is for NHS statutory organisations.")
+    return organisation
+
+
+@bp.get("/cis2-role-mappings")
+@requires(perm.ORGANISATION_ADMIN)
+def cis2_role_mappings():
+    organisation = _statutory_organisation()
+    rows, next_after = ops.list_cis2_role_mappings(get_session(), g.principal, organisation.id,
+                                                   limit=LIST_PAGE_SIZE, after=_after_arg())
+    return render_template("admin/cis2_role_mappings.html", organisation=organisation,
+                           mappings=rows, team_names=dict(_team_options()),
+                           role_labels=ROLE_LABELS, next_after=next_after,
+                           first_page=_after_arg() is None)
+
+
+@bp.route("/cis2-role-mappings/new", methods=["GET", "POST"])
+@requires(perm.ORGANISATION_ADMIN)
+def new_cis2_role_mapping():
+    organisation = _statutory_organisation()
+    errors: dict = {}
+    if request.method == "POST":
+        mapping, errors = _submit(Cis2RoleMappingSchema(), lambda data: ops.create_cis2_role_mapping(
+            get_session(), g.principal, organisation.id, data),
+            fixed={"ods_code": organisation.ods_code or ""}, also_check=_role_checks(organisation))
+        if mapping is not None:
+            flash(f"CIS2 role {mapping.role_code} now signs in as "
+                  f"{ROLE_LABELS.get(mapping.role, mapping.role).lower()}", "success")
+            return redirect(url_for(".cis2_role_mappings"))
+    return render_template("admin/cis2_role_mapping_form.html", organisation=organisation,
+                           form=request.form, errors=errors, teams=_team_options(),
+                           roles=_role_options(organisation)), _error_status(errors)
 
 
 def register(app) -> None:
