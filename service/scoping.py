@@ -118,11 +118,39 @@ def referral_access(db: Session, actor: Principal, referral: Referral) -> str | 
     return FULL if consent_covers(db, referral.person_id, actor.organisation_id) else TOMBSTONE
 
 
+def _referral_with_access(db: Session, actor: Principal,
+                          referral_id: int) -> tuple[Referral | None, str | None]:
+    """The referral and `referral_access` in one query (the checks are columns of the row).
+
+    A caller without a team also gets the referring team loaded (into the session), since
+    deciding whether it is the referrer needs that team's organisation.
+    """
+    vcse = actor.organisation_kind == "vcse"
+    covered = (sa.or_(Referral.alternative_basis.is_not(None),
+                      consent_active_clause(Referral.person_id, actor.organisation_id, clock.now()))
+               if vcse else sa.true())
+    query = sa.select(Referral, visible_referrals_clause(actor).label("listed"),
+                      covered.label("covered")).where(Referral.id == referral_id)
+    if actor.team_id is None:
+        query = query.add_columns(Team).outerjoin(Team, Team.id == Referral.referring_team_id)
+    row = db.exec(query).first()
+    if row is None:
+        return None, None
+    referral, listed, covered = row[0], bool(row[1]), bool(row[2])
+    if actor.team_id is None and row[3] is not None:
+        # The identity map holds objects weakly: keep the team for `db.get` later in the request.
+        db.info.setdefault("stepdown.kept", []).append(row[3])
+    if not listed:
+        if not vcse and person_visible(db, actor, referral.person_id):
+            return referral, FULL  # e.g. an MDT member or the flag's team
+        return referral, None
+    return referral, FULL if covered else TOMBSTONE
+
+
 def require_referral(db: Session, actor: Principal, referral_id: int, action: str = "read",
                      allow_tombstone: bool = False) -> tuple[Referral, str]:
     """The referral and the caller's access level; 404 (audited) when out of scope."""
-    referral = db.get(Referral, referral_id)
-    level = referral_access(db, actor, referral) if referral is not None else None
+    referral, level = _referral_with_access(db, actor, referral_id)
     if level is None or (level == TOMBSTONE and not allow_tombstone):
         record_denied(actor, action, "referral", referral_id,
                       person_id=referral.person_id if referral is not None else None)

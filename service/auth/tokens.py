@@ -124,10 +124,15 @@ def principal_from_bearer(token: str) -> Principal:
     except JoseError as exc:
         log.info("bearer token refused: %s", type(exc).__name__)
         raise _invalid("claims") from None
-    db = get_session()
-    client = db.exec(select(ApiClient).where(ApiClient.client_id == claims["sub"])).first()
-    if client is None or not client.is_active:
+    # The client is read on every request (one query, with its organisation's kind): a client
+    # switched off, or a scope taken away, stops working at once, whichever worker serves it.
+    found = get_session().exec(
+        select(ApiClient, Organisation.kind)
+        .join(Organisation, Organisation.id == ApiClient.organisation_id)
+        .where(ApiClient.client_id == claims["sub"])
+    ).first()
+    if found is None or not found[0].is_active:
         raise _invalid("client")
+    client, kind = found
     scopes = [s for s in str(claims.get("scope", "")).split() if s in client.scopes.split()]
-    kind = db.get(Organisation, client.organisation_id).kind
     return Principal.for_client(client, scopes, kind)

@@ -173,9 +173,13 @@ def task_payload(referral: Referral, event: ReferralEvent) -> dict:
 
 
 def subscriptions_for(db: Session, referral: Referral) -> list[WebhookSubscription]:
-    """Active subscriptions of active clients of the referring team's or receiving org."""
-    referring_org = db.scalar(sa.select(Team.organisation_id)
-                              .where(Team.id == referral.referring_team_id))
+    """Active subscriptions of active clients of the referring team's or receiving org.
+
+    One query on every status change, whether or not anyone subscribed: the referring team's
+    organisation is a subquery, not a query of its own.
+    """
+    referring_org = (sa.select(Team.organisation_id).where(Team.id == referral.referring_team_id)
+                     .scalar_subquery())
     referring = sa.and_(ApiClient.organisation_id == referring_org,
                         sa.or_(ApiClient.team_id.is_(None),
                                ApiClient.team_id == referral.referring_team_id))
