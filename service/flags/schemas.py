@@ -7,17 +7,19 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from models.vocab import CONCERN_CATEGORIES, FLAG_OUTCOMES, FLAG_STATES, FLAG_TRIGGERS, URGENCIES
 
 QUEUE_STATUSES = (*FLAG_STATES, "active")  # active: open or acknowledged (FHIR Flag `active`)
+# Ids are 32-bit keys: a larger one names no record and is refused here, not sent to the database.
+ID_RANGE = validate.Range(min=1, max=2**31 - 1)
 
 
 class ConcernSchema(Schema):
     """A VCSE or peer worker raises a concern about a person referred to them."""
 
     referral_id = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                 validate=validate.Range(min=1),
+                                 validate=ID_RANGE,
                                  metadata={"description": "The referral to the caller's "
                                                           "organisation (required for VCSE)"})
     journey_id = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                validate=validate.Range(min=1),
+                                validate=ID_RANGE,
                                 metadata={"description": "Statutory peer workers may name the "
                                                          "journey instead of a referral"})
     category = fields.String(required=True, validate=validate.OneOf(CONCERN_CATEGORIES))
@@ -111,7 +113,7 @@ class FlagPageSchema(Schema):
 
 class StepUpSchema(Schema):
     flag_id = fields.Integer(load_default=None, allow_none=True, strict=True,
-                             validate=validate.Range(min=1),
+                             validate=ID_RANGE,
                              metadata={"description": "The flag this step-up answers; it is "
                                                       "resolved `stepped-up`"})
     trigger = fields.String(load_default=None, allow_none=True,
