@@ -1,20 +1,32 @@
 """API benchmarks under gunicorn against PostgreSQL, with the ceiling measured in the same run.
 
 1. A bare Flask endpoint doing one INSERT (`bench.ceiling`), served by gunicorn with the same
-   settings file and worker count: the ceiling of one write per request on this machine.
+   settings file (`gunicorn.conf.py`, so the same worker count) and pool size, driven by the
+   same client: the ceiling of one write per request on this machine.
 2. Create-and-send: `POST /api/v1/referrals` then `POST /api/v1/referrals/{id}/send` (If-Match)
-   for people with consent, as the trust's EPR API client (bearer token).
-3. Accept: `POST /api/v1/referrals/{id}/accept` (If-Match) as the VCSE organisation's client.
-4. The ceiling again (the machine is shared: the better of the two runs is the ceiling).
-5. The inbox's first page, `GET /api/v1/referrals?box=inbox`, with 100,000 referrals in the
-   database: latency p50/p95 from one client, then from several.
+   for people with consent, as the trust's EPR API client (bearer token). Throughput counts
+   HTTP requests, both POSTs of each pair (referrals/s is half of it, printed beside).
+3. Accept: `POST /api/v1/referrals/{id}/accept` (If-Match) as the VCSE organisation's case
+   system (its own API client, bearer token).
+4. The ceiling again (the machine is shared: the better of the two runs is the ceiling, which
+   makes every ratio the less flattering one).
+5. Latency at a fixed rate (open loop: request i is due at i / rate seconds whatever happened
+   before, and its latency counts from when it was due, so a backlog shows as latency):
+   create-and-send, then accept, at BENCH_FIXED_RATE requests/s; p50, p95 and p99.
+6. The inbox's first page, `GET /api/v1/referrals?box=inbox`, with 100,000 referrals in the
+   database: latency from one client, throughput from several (as a ratio to the ceiling too),
+   and latency at the fixed rate.
+
+`main()` prints the phases and returns the figures as rows (dicts with name, value, unit,
+target, met) for `bench.report`'s table, where it also records them.
 
 Everything is bounded in count and time and talks to 127.0.0.1 only. Settings (environment):
 BENCH_DATABASE_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/stepdown_bench — the
-database is created if missing and its tables are rebuilt), BENCH_WORKERS (4), BENCH_CLIENTS (8),
-BENCH_REFERRALS (1500), BENCH_CEILING_REQUESTS (3000), BENCH_INBOX_ROWS (100000),
-BENCH_INBOX_REQUESTS (400), BENCH_PHASE_SECONDS (90), BENCH_APP_PORT (8765),
-BENCH_CEILING_PORT (8766).
+database is created if missing and its tables are rebuilt), BENCH_WORKERS (default: what
+gunicorn.conf.py chooses for this machine), BENCH_CLIENTS (8), BENCH_REFERRALS (1500),
+BENCH_CEILING_REQUESTS (3000), BENCH_INBOX_ROWS (100000), BENCH_INBOX_REQUESTS (400),
+BENCH_PHASE_SECONDS (90), BENCH_FIXED_RATE (50 requests/s), BENCH_FIXED_SECONDS (30),
+BENCH_APP_PORT (8765), BENCH_CEILING_PORT (8766).
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import http.client
 import json
 import os
 import random
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -56,13 +69,15 @@ TARGET_INBOX_P95_MS = 50.0
 @dataclass(frozen=True)
 class Settings:
     database_url: str
-    workers: int
+    workers: int | None  # None: gunicorn.conf.py decides
     clients: int
     referrals: int
     ceiling_requests: int
     inbox_rows: int
     inbox_requests: int
     phase_seconds: float
+    fixed_rate: float
+    fixed_seconds: float
     app_port: int
     ceiling_port: int
 
@@ -72,16 +87,29 @@ class Settings:
         return cls(
             database_url=env("BENCH_DATABASE_URL",
                              "postgresql+psycopg://postgres@127.0.0.1:5432/stepdown_bench"),
-            workers=int(env("BENCH_WORKERS", "4")),
+            workers=int(env("BENCH_WORKERS")) if env("BENCH_WORKERS") else None,
             clients=int(env("BENCH_CLIENTS", "8")),
             referrals=int(env("BENCH_REFERRALS", "1500")),
             ceiling_requests=int(env("BENCH_CEILING_REQUESTS", "3000")),
             inbox_rows=int(env("BENCH_INBOX_ROWS", "100000")),
             inbox_requests=int(env("BENCH_INBOX_REQUESTS", "400")),
             phase_seconds=float(env("BENCH_PHASE_SECONDS", "90")),
+            fixed_rate=float(env("BENCH_FIXED_RATE", "50")),
+            fixed_seconds=float(env("BENCH_FIXED_SECONDS", "30")),
             app_port=int(env("BENCH_APP_PORT", "8765")),
             ceiling_port=int(env("BENCH_CEILING_PORT", "8766")),
         )
+
+    @property
+    def fixed_pairs(self) -> int:
+        """Create-and-send pairs for the fixed-rate phase (two requests each)."""
+        return int(self.fixed_rate * self.fixed_seconds / 2)
+
+    def gunicorn_workers(self) -> int:
+        """The worker count both servers run with: BENCH_WORKERS, else gunicorn.conf.py's."""
+        if self.workers is not None:
+            return self.workers
+        return int(runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"])
 
 
 # --- the database -----------------------------------------------------------------------------
@@ -187,8 +215,9 @@ def seed(settings: Settings, engine: sa.Engine, workdir: Path) -> dict:
         db.commit()
     with engine.begin() as connection:
         _people, journeys = _people_with_consent_and_journeys(
-            connection, ids, _nhs_numbers(1, settings.referrals), now)
-    ids["journeys"] = journeys
+            connection, ids, _nhs_numbers(1, settings.referrals + settings.fixed_pairs), now)
+    ids["journeys"] = journeys[:settings.referrals]
+    ids["fixed_journeys"] = journeys[settings.referrals:]
     app.extensions["stepdown.engine"].dispose()
     return ids
 
@@ -265,8 +294,10 @@ def start_server(name: str, spec: str, port: int, settings: Settings, workdir: P
     env = dict(os.environ)
     env.update({("STEPDOWN_ENV" if k == "ENV" else k): str(v)
                 for k, v in _app_config(settings, workdir).items()})
-    env.update(GUNICORN_BIND=f"{HOST}:{port}", GUNICORN_WORKERS=str(settings.workers),
-               GUNICORN_MAX_REQUESTS="1000000", FLASK_APP="service")
+    env.update(GUNICORN_BIND=f"{HOST}:{port}", GUNICORN_MAX_REQUESTS="1000000",
+               FLASK_APP="service")
+    if settings.workers is not None:
+        env["GUNICORN_WORKERS"] = str(settings.workers)
     log = workdir / f"{name}.log"
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and gunicorn
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
@@ -347,15 +378,19 @@ class Result:
 
 
 def run(name: str, items: list, worker: Callable[[object], list[tuple[int, float, int]]],
-        clients: int, seconds: float) -> Result:
+        clients: int, seconds: float, rate: float | None = None) -> Result:
     """Give the items to `clients` threads; each item makes one or more requests.
 
-    `worker(item)` returns (status, latency, expected status) per request it made.
+    `worker(item)` returns (status, latency, expected status) per request it made. Without a
+    rate each thread takes the next item as soon as it is free (closed loop: throughput). With
+    a rate, item i is due `i / rate` seconds after the start (open loop): a thread waits for it,
+    and when it starts late (every thread busy) the delay counts in its first request's latency.
     """
     result = Result(name)
     lock = threading.Lock()
-    iterator = iter(items)
+    iterator = iter(enumerate(items))
     deadline = time.monotonic() + seconds
+    started = time.perf_counter()
 
     def loop():
         while time.monotonic() < deadline:
@@ -363,8 +398,19 @@ def run(name: str, items: list, worker: Callable[[object], list[tuple[int, float
                 item = next(iterator, None)
             if item is None:
                 return
+            index, item = item
+            late = 0.0
+            if rate:
+                wait = started + index / rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                else:
+                    late = -wait
             try:
                 outcomes = worker(item)
+                if late and outcomes:
+                    status, latency, expected = outcomes[0]
+                    outcomes[0] = (status, latency + late, expected)
             except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
                 outcomes = [(0, 0.0, 1)]
                 with lock:
@@ -379,7 +425,6 @@ def run(name: str, items: list, worker: Callable[[object], list[tuple[int, float
                         result.first_error = result.first_error or f"HTTP {status}"
 
     threads = [threading.Thread(target=loop) for _ in range(clients)]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -401,7 +446,9 @@ def bench_ceiling(settings: Settings, label: str) -> Result:
                settings.phase_seconds)
 
 
-def bench_create_and_send(settings: Settings, ids: dict, sent: list[int]) -> Result:
+def bench_create_and_send(settings: Settings, ids: dict, journeys: list[int], sent: list[int],
+                          label: str, rate: float | None = None, warm_up: bool = True) -> Result:
+    """`rate` is in requests/s: pairs start at half of it."""
     auth = {"Authorization": f"Bearer {token(settings.app_port, EPR_CLIENT, EPR_SECRET)}"}
     offer = ids["offers"]["Peer mentoring"]
     lock = threading.Lock()
@@ -421,13 +468,15 @@ def bench_create_and_send(settings: Settings, ids: dict, sent: list[int]) -> Res
                 sent.append(referral_id)
         return [(status, t1, 201), (status2, t2, 200)]
 
-    journeys = ids["journeys"]
-    run("warm-up", journeys[:20], one, settings.clients, 30)
-    return run("create-and-send referral", journeys[20:], one, settings.clients,
-               settings.phase_seconds)
+    if warm_up:
+        run("warm-up", journeys[:20], one, settings.clients, 30)
+        journeys = journeys[20:]
+    return run(label, journeys, one, settings.clients, settings.phase_seconds,
+               rate / 2 if rate else None)
 
 
-def bench_accept(settings: Settings, sent: list[int]) -> Result:
+def bench_accept(settings: Settings, sent: list[int], label: str, rate: float | None = None,
+                 warm_up: bool = True) -> Result:
     auth = {"Authorization": f"Bearer {token(settings.app_port, VCSE_CLIENT, VCSE_SECRET)}"}
 
     def one(referral_id):
@@ -436,11 +485,13 @@ def bench_accept(settings: Settings, sent: list[int]) -> Result:
                                        {**auth, "If-Match": f'"referral-{referral_id}-v2"'})
         return [(status, seconds, 200)]
 
-    run("warm-up", sent[:20], one, settings.clients, 30)
-    return run("accept referral", sent[20:], one, settings.clients, settings.phase_seconds)
+    if warm_up:
+        run("warm-up", sent[:20], one, settings.clients, 30)
+        sent = sent[20:]
+    return run(label, sent, one, settings.clients, settings.phase_seconds, rate)
 
 
-def bench_inbox(settings: Settings, clients: int) -> Result:
+def bench_inbox(settings: Settings, clients: int, rate: float | None = None) -> Result:
     auth = {"Authorization": f"Bearer {token(settings.app_port, VCSE_CLIENT, VCSE_SECRET)}"}
 
     def one(_i):
@@ -449,6 +500,10 @@ def bench_inbox(settings: Settings, clients: int) -> Result:
         return [(status, seconds, 200)]
 
     run("warm-up", list(range(20)), one, 1, 30)
+    if rate:
+        return run(f"inbox first page at {rate:g} req/s",
+                   list(range(int(rate * settings.fixed_seconds))), one, clients,
+                   settings.phase_seconds, rate)
     return run(f"inbox first page, {clients} client(s)", list(range(settings.inbox_requests)),
                one, clients, settings.phase_seconds)
 
@@ -459,7 +514,42 @@ def _row(result: Result, ceiling_rps: float | None = None, note: str = "") -> st
     ratio = f"{result.rps / ceiling_rps:6.0%}" if ceiling_rps else "      "
     return (f"{result.name:<40} {result.requests:>6} {result.errors:>4} {result.seconds:>7.1f} "
             f"{result.rps:>8.1f} {result.percentile(50):>7.1f} {result.percentile(95):>7.1f} "
-            f"{ratio}  {note}")
+            f"{result.percentile(99):>7.1f} {ratio}  {note}")
+
+
+def _figure(name: str, value: float, unit: str, target: str = "",
+            met: bool | None = None) -> dict:
+    return {"name": name, "value": round(value, 3), "unit": unit, "target": target, "met": met}
+
+
+def figures(settings: Settings, results: dict[str, Result]) -> list[dict]:
+    """The benchmark's figures as rows for a table: name, value, unit, target, met."""
+    ceiling = max(results["ceiling1"].rps, results["ceiling2"].rps)
+    share = f"≥ {TARGET_RATIO:.0%} of the ceiling"
+    rate = f"{settings.fixed_rate:g} req/s"
+    rows = [_figure("API ceiling: bare Flask + one INSERT (better of two runs)", ceiling,
+                    "req/s")]
+    for key, name, target in (("create_send", "create-and-send (both POSTs counted)", share),
+                              ("accept", "accept", share),
+                              ("inbox_n", f"inbox first page, {settings.clients} clients", "")):
+        result = results[key]
+        ratio = result.rps / ceiling if ceiling else 0.0
+        rows.append(_figure(f"{name}: throughput", result.rps, "req/s"))
+        rows.append(_figure(f"{name}: share of the ceiling", 100 * ratio, "%", target,
+                            ratio >= TARGET_RATIO if target else None))
+    inbox1 = results["inbox1"]
+    rows.append(_figure("inbox first page, one client: p50", inbox1.percentile(50), "ms"))
+    rows.append(_figure("inbox first page, one client: p95", inbox1.percentile(95), "ms",
+                        f"< {TARGET_INBOX_P95_MS:.0f} ms",
+                        inbox1.percentile(95) < TARGET_INBOX_P95_MS))
+    for key, name in (("fixed_create_send", "create-and-send"), ("fixed_accept", "accept"),
+                      ("fixed_inbox", "inbox first page")):
+        for p in (50, 95, 99):
+            rows.append(_figure(f"{name} at {rate}: p{p}", results[key].percentile(p), "ms"))
+    errors = sum(r.errors for r in results.values())
+    rows.append(_figure("API requests answered with an unexpected status", errors, "requests",
+                        "0", errors == 0))
+    return rows
 
 
 def report(settings: Settings, results: dict[str, Result], inbox_rows: int) -> list[str]:
@@ -469,10 +559,11 @@ def report(settings: Settings, results: dict[str, Result], inbox_rows: int) -> l
     verdict = {True: "meets target", False: "BELOW target"}
     lines = [
         "",
-        f"Stepdown API benchmark: PostgreSQL, gunicorn {settings.workers} sync workers, "
-        f"{settings.clients} client threads, {os.cpu_count()} CPUs, loopback",
+        f"Stepdown API benchmark: PostgreSQL, gunicorn {settings.gunicorn_workers()} sync "
+        f"workers (both servers), {settings.clients} client threads, {os.cpu_count()} CPUs, "
+        f"loopback, load average {os.getloadavg()[0]:.2f} at the end",
         f"{'phase':<40} {'reqs':>6} {'err':>4} {'secs':>7} {'req/s':>8} {'p50 ms':>7} "
-        f"{'p95 ms':>7} {'of ceiling':>6}",
+        f"{'p95 ms':>7} {'p99 ms':>7} {'of ceiling':>6}",
         _row(results["ceiling1"], ceiling),
         _row(cs, ceiling, f"{cs.units / cs.seconds:.1f} referrals/s; "
                           f"{verdict[cs.rps / ceiling >= TARGET_RATIO]} "
@@ -480,11 +571,15 @@ def report(settings: Settings, results: dict[str, Result], inbox_rows: int) -> l
         _row(acc, ceiling, f"{verdict[acc.rps / ceiling >= TARGET_RATIO]} "
                            f"({TARGET_RATIO:.0%} of ceiling)"),
         _row(results["ceiling2"], ceiling),
+        _row(results["fixed_create_send"], None, "open loop; latency from when each was due"),
+        _row(results["fixed_accept"], None, "open loop"),
         _row(inbox1, None, f"{inbox_rows:,} referrals; p95 "
                            f"{verdict[inbox1.percentile(95) < TARGET_INBOX_P95_MS]} "
                            f"(< {TARGET_INBOX_P95_MS:.0f} ms)"),
-        _row(inbox_n, None, "the same page under concurrent load"),
-        f"ceiling = the better of the two bare-INSERT runs: {ceiling:.1f} req/s",
+        _row(inbox_n, ceiling, "the same page under concurrent load"),
+        _row(results["fixed_inbox"], None, "open loop"),
+        f"ceiling = the better of the two bare-INSERT runs: {ceiling:.1f} req/s; create-and-send "
+        "counts both of its requests",
     ]
     for result in results.values():
         if result.first_error:
@@ -492,7 +587,10 @@ def report(settings: Settings, results: dict[str, Result], inbox_rows: int) -> l
     return lines
 
 
-def main() -> int:
+def main() -> list[dict]:
+    """Run the API benchmark, print it, record its figures in `bench.report`, return them."""
+    from bench import report as table
+
     settings = Settings.from_env()
     ensure_database(settings.database_url)
     engine = sa.create_engine(settings.database_url)
@@ -511,25 +609,43 @@ def main() -> int:
         print("measuring the ceiling, create-and-send, accept", flush=True)
         results["ceiling1"] = bench_ceiling(settings, "ceiling: bare Flask, one INSERT")
         sent: list[int] = []
-        results["create_send"] = bench_create_and_send(settings, ids, sent)
-        results["accept"] = bench_accept(settings, sent)
+        results["create_send"] = bench_create_and_send(
+            settings, ids, ids["journeys"], sent, "create-and-send referral")
+        results["accept"] = bench_accept(settings, sent, "accept referral")
         results["ceiling2"] = bench_ceiling(settings, "ceiling again")
+        rate = settings.fixed_rate
+        print(f"latency at {rate:g} requests/s", flush=True)
+        fixed_sent: list[int] = []
+        results["fixed_create_send"] = bench_create_and_send(
+            settings, ids, ids["fixed_journeys"], fixed_sent,
+            f"create-and-send at {rate:g} req/s", rate, warm_up=False)
+        results["fixed_accept"] = bench_accept(settings, fixed_sent, f"accept at {rate:g} req/s",
+                                               rate, warm_up=False)
         print(f"loading {settings.inbox_rows:,} referrals for the inbox", flush=True)
         load_inbox(engine, ids, settings.inbox_rows)
         with engine.connect() as connection:
             total = connection.execute(sa.text("SELECT count(*) FROM referral")).scalar()
         results["inbox1"] = bench_inbox(settings, 1)
         results["inbox_n"] = bench_inbox(settings, settings.clients)
+        results["fixed_inbox"] = bench_inbox(settings, settings.clients, rate)
     finally:
         for server in servers:
             server.stop()
         engine.dispose()
     lines = report(settings, results, total)
+    rows = figures(settings, results)
+    for row in rows:
+        table.record(**row)
     print("\n".join(lines))
     (ROOT / "instance").mkdir(exist_ok=True)
     (ROOT / "instance" / "bench-latest.txt").write_text("\n".join(lines) + "\n")
-    return 1 if any(r.errors for r in results.values()) else 0
+    return rows
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from bench import report as _table
+
+    _figures = main()
+    print()
+    print(_table.table())
+    raise SystemExit(1 if any(row["met"] is False for row in _figures) else 0)
