@@ -135,3 +135,57 @@ def flow_values(facts: FlowInputs, days_between=working_days_between) -> dict:
         "ethnic_category": facts.ethnic_category or NOT_RECORDED,
         "age_band": age_band(facts.date_of_birth, sent_on),
     }
+
+
+class FlowMonth(SQLModel, table=True):
+    """The flow rows counted by London month of sending, referring team and offer.
+
+    Kept in step with ReferralFlow on every write (service.flows.facts), so a report over
+    whole months adds up a few thousand of these instead of reading every referral. Each
+    referral counts once in every measure that applies to it (``flow_cells``):
+
+    - ``outcome``: a = outcome, b = reason ('' unless closed);
+    - ``accepted`` (accepted outcomes only): a = contacted | not-contacted,
+      b = waitlist | no-waitlist;
+    - ``decision_days``: a = working days to the decision ('' if none), b = 'target' when
+      the offer's response target applies ('' for awaiting and withdrawn);
+    - ``contact_days``: a = working days from decision to first contact;
+    - ``borough``, ``sex``, ``ethnic_category``, ``age_band``: a = the value,
+      b = accepted | not-accepted.
+    """
+
+    __tablename__ = "flow_month"
+
+    sent_month: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    referring_team_id: int = Field(foreign_key="team.id", primary_key=True,
+                                   sa_column_kwargs={"autoincrement": False})
+    offer_id: int = Field(foreign_key="offer.id", primary_key=True,
+                          sa_column_kwargs={"autoincrement": False})
+    measure: str = Field(primary_key=True, max_length=20)
+    a: str = Field(primary_key=True, max_length=100)
+    b: str = Field(primary_key=True, max_length=40)
+    n: int = Field(default=0)
+
+
+EQUALITY_FIELDS = ("borough", "sex", "ethnic_category", "age_band")
+
+
+def flow_cells(row: dict) -> list[tuple[int, int, int, str, str, str]]:
+    """The FlowMonth keys one flow row counts in (the same as the SQL of
+    service.flows.facts.CELLS_SQL, which a test holds it to)."""
+    prefix = (row["sent_month"], row["referring_team_id"], row["offer_id"])
+    outcome = row["outcome"]
+    accepted = outcome in ACCEPTED_OUTCOMES
+    cells = [(*prefix, "outcome", outcome, row["reason"] or "")]
+    if accepted:
+        cells.append((*prefix, "accepted", "contacted" if row["contacted"] else "not-contacted",
+                      "waitlist" if row["waitlist"] else "no-waitlist"))
+    target = outcome not in ("awaiting", "withdrawn")
+    if row["decision_days"] is not None or target:
+        days = "" if row["decision_days"] is None else str(row["decision_days"])
+        cells.append((*prefix, "decision_days", days, "target" if target else ""))
+    if row["contact_days"] is not None:
+        cells.append((*prefix, "contact_days", str(row["contact_days"]), ""))
+    decision = "accepted" if accepted else "not-accepted"
+    cells += [(*prefix, field, row[field], decision) for field in EQUALITY_FIELDS]
+    return cells

@@ -12,6 +12,12 @@ What moves a row, and who calls `refresh_flows`:
 
 A referral that was never sent has no row. Rows are rewritten from the referral's current
 state, so calling this again is always safe.
+
+The monthly counts (models.flows.FlowMonth) move with the rows: the cells of the old rows
+are taken away and those of the new rows added, as one upsert of the net changes in key
+order (so two transactions lock shared counts in the same order), and counts that reach
+zero are deleted. `rebuild_flow_months` recounts them all from the rows in SQL (after a bulk
+load, or to repair); `CELLS_SQL` is the same expansion as models.flows.flow_cells.
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models import Contact, Person, Referral, ReferralEvent, ReferralFlow, Team
-from models.flows import FlowInputs, flow_values
+from models import Contact, FlowMonth, Person, Referral, ReferralEvent, ReferralFlow, Team
+from models.flows import ACCEPTED_OUTCOMES, EQUALITY_FIELDS, FlowInputs, flow_cells, flow_values
 
 PERSON_FIELDS = frozenset({"borough", "sex", "ethnic_category", "date_of_birth"})
 _CHUNK = 500
@@ -59,16 +65,50 @@ def _rows(db: Session, ids: list[int]) -> list[dict]:
     return rows
 
 
+_KEY = ("sent_month", "referring_team_id", "offer_id", "measure", "a", "b")
+
+
+def _move_counts(db: Session, old: list[dict], new: list[dict]) -> None:
+    delta: dict[tuple, int] = {}
+    for rows, sign in ((old, -1), (new, 1)):
+        for row in rows:
+            for cell in flow_cells(row):
+                delta[cell] = delta.get(cell, 0) + sign
+    changes = [dict(zip(_KEY, cell, strict=True), n=n) for cell, n in sorted(delta.items()) if n]
+    if not changes:
+        return
+    table = FlowMonth.__table__
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    upsert = insert(table)
+    db.exec(upsert.on_conflict_do_update(index_elements=list(_KEY),
+                                         set_={"n": table.c.n + upsert.excluded.n}),
+            params=changes)
+    months = {(c["sent_month"], c["referring_team_id"], c["offer_id"]) for c in changes}
+    db.exec(sa.delete(FlowMonth).where(
+        FlowMonth.n == 0,
+        sa.tuple_(FlowMonth.sent_month, FlowMonth.referring_team_id, FlowMonth.offer_id)
+        .in_(sorted(months))).execution_options(synchronize_session=False))
+
+
 def refresh_flows(db: Session, referral_ids: Iterable[int]) -> None:
-    """Rewrite the flow rows of these referrals from their current state."""
+    """Rewrite the flow rows of these referrals from their current state, and move their
+    monthly counts with them."""
     ids = sorted(set(referral_ids))
+    table = ReferralFlow.__table__
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
-        rows = _rows(db, chunk)
-        db.exec(sa.delete(ReferralFlow).where(ReferralFlow.referral_id.in_(chunk))
-                .execution_options(synchronize_session=False))
-        if rows:
-            db.exec(sa.insert(ReferralFlow), params=rows)
+        old = [dict(r._mapping) for r in db.exec(
+            sa.select(table).where(table.c.referral_id.in_(chunk))).all()]
+        new = _rows(db, chunk)
+        if old:
+            db.exec(sa.delete(ReferralFlow).where(ReferralFlow.referral_id.in_(chunk))
+                    .execution_options(synchronize_session=False))
+        if new:
+            db.exec(sa.insert(ReferralFlow), params=new)
+        _move_counts(db, old, new)
 
 
 def refresh_person_flows(db: Session, person_id: int) -> None:
@@ -80,6 +120,45 @@ def refresh_person_flows(db: Session, person_id: int) -> None:
 def refresh_all_flows(db: Session) -> None:
     """Every sent referral's row (demo data, or after loading referrals in bulk)."""
     refresh_flows(db, db.exec(select(Referral.id).where(Referral.sent_at.is_not(None))).all())
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def cells_sql(dialect: str, where: str, extra: str = "") -> str:
+    """SQL: the FlowMonth cells of the flow rows ``f`` matching `where`, one row per cell,
+    with the flow row's columns named in `extra` (e.g. ", f.sent_on") carried along."""
+    text = "TEXT" if dialect == "sqlite" else "VARCHAR"
+    accepted = _in("f.outcome", ACCEPTED_OUTCOMES)
+    target = f"NOT {_in('f.outcome', ('awaiting', 'withdrawn'))}"
+    head = "SELECT f.sent_month, f.referring_team_id, f.offer_id"
+    parts = [
+        f"{head}, 'outcome' AS measure, f.outcome AS a, COALESCE(f.reason, '') AS b{extra} "
+        f"FROM referral_flow f WHERE {where}",
+        f"{head}, 'accepted', CASE WHEN f.contacted THEN 'contacted' ELSE 'not-contacted' END, "
+        f"CASE WHEN f.waitlist THEN 'waitlist' ELSE 'no-waitlist' END{extra} "
+        f"FROM referral_flow f WHERE ({where}) AND {accepted}",
+        f"{head}, 'decision_days', COALESCE(CAST(f.decision_days AS {text}), ''), "
+        f"CASE WHEN {target} THEN 'target' ELSE '' END{extra} "
+        f"FROM referral_flow f WHERE ({where}) AND (f.decision_days IS NOT NULL OR {target})",
+        f"{head}, 'contact_days', CAST(f.contact_days AS {text}), ''{extra} "
+        f"FROM referral_flow f WHERE ({where}) AND f.contact_days IS NOT NULL",
+    ]
+    decision = f"CASE WHEN {accepted} THEN 'accepted' ELSE 'not-accepted' END"
+    parts += [f"{head}, '{field}', f.{field}, {decision}{extra} FROM referral_flow f "
+              f"WHERE {where}" for field in EQUALITY_FIELDS]
+    return "\nUNION ALL ".join(parts)
+
+
+def rebuild_flow_months(db: Session) -> None:
+    """Recount every monthly count from the flow rows, in SQL."""
+    dialect = db.get_bind().dialect.name
+    db.exec(sa.delete(FlowMonth).execution_options(synchronize_session=False))
+    key = "sent_month, referring_team_id, offer_id, measure, a, b"
+    recount = (f"INSERT INTO flow_month ({key}, n) SELECT {key}, COUNT(*) "  # noqa: S608 -- constants only
+               f"FROM ({cells_sql(dialect, '1 = 1')}) cells GROUP BY {key}")
+    db.exec(sa.text(recount))
 
 
 def on_status_change(db: Session, referral: Referral, event: ReferralEvent) -> None:  # noqa: ARG001

@@ -1,24 +1,24 @@
 # ruff: noqa: S608 -- SQL is assembled from constants, column names and integers only;
 # every value that comes from a request is a bound parameter.
-"""The flows figures as SQL: grouping, grouping sets, window functions, percentiles.
+"""The flows figures as SQL: grouping, window functions, percentiles.
 
 Nothing here loads referral rows into Python. One statement returns every count as tidy
 rows ``(measure, period, a, b, c, n)`` -- already summed in SQL, including the totals
 (``'*'`` in a position means "all") -- and one more returns the medians and 90th
 percentiles. Journeys (safety net) and flags have their own small statements.
 
-Counting happens over ``base``: one row per referral of the alliance sent in either
-period, read from its flow row (models.flows: London dates, working days, outcome and
-equality fields were worked out when the referral last changed), with the dimensions each
-figure needs. A dimension is NULL where it does not apply (e.g. ``contact`` only for
-accepted referrals), so each grouping set simply drops its NULL group.
+Referrals are counted from ``cells``: the monthly counts of models.flows.FlowMonth for the
+whole London months of each period, plus the same cells worked out from the flow rows
+(service.flows.facts.cells_sql) for the days of a month the period only partly covers. A
+one-year report of whole months so reads a few thousand counts, however many referrals
+there are. ``ck`` names each cell's referring group and receiving unit for the grouping
+asked for and keeps the alliance's own; every count is then a small GROUP BY of ``ck``.
 
-- PostgreSQL: one ``GROUP BY GROUPING SETS`` pass over ``base`` (hash aggregation of all
-  sets in a single scan), and ``percentile_cont`` for the times.
-- SQLite (no grouping sets, no percentile_cont): the same sets as ``UNION ALL`` of
-  ``GROUP BY`` over a ``MATERIALIZED`` ``base``, and percentiles from ``ROW_NUMBER()`` /
-  ``COUNT()`` windows with the same linear interpolation as percentile_cont
-  (position (n - 1) * q, interpolating between the neighbouring values).
+Times are whole working days, so medians and 90th percentiles come from histograms
+(value, count): the value at rank r is the one whose cumulative count passes r, and the
+interpolation is percentile_cont's (position (n - 1) * q, between the values at its floor
+and the next rank). The same SQL runs on SQLite and PostgreSQL; on PostgreSQL
+``percentile_cont`` itself can be asked for, and a test holds the two to the same answers.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from models.flows import ACCEPTED_OUTCOMES
+from models.flows import EQUALITY_FIELDS
 from service.flows.calendar import local_date, london_midnight_utc
+from service.flows.facts import cells_sql
 
 GROUPS = ("offer", "organisation", "team")
 ALL = "*"
@@ -45,6 +46,8 @@ class Window:
     current: tuple[date, date]
     previous: tuple[date, date]
     as_of: datetime  # aware
+    # False: count every referral from its flow row, no monthly counts (tests compare).
+    months: bool = True
 
     @property
     def first(self) -> date:
@@ -60,117 +63,98 @@ class Window:
         end = max(self.last, min(self.as_of.date(), self.last + timedelta(days=3 * 366)))
         return end + timedelta(days=366)
 
-
-# (measure, its dimensions: a, b and c of the tidy output, in order)
-COUNT_SETS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("sent", ("ref_key", "unit_key")),
-    ("outcome", ("unit_key", "outcome")),
-    ("decision", ("unit_key", "decision")),
-    ("contact", ("unit_key", "contact")),
-    ("target", ("unit_key", "target")),
-    ("waitlist", ("unit_key", "waitlist")),
-    ("reason", ("unit_key", "closed_status", "reason")),
-    ("eq:borough", ("borough", "eq_decision")),
-    ("eq:age_band", ("age_band", "eq_decision")),
-    ("eq:sex", ("sex", "eq_decision")),
-    ("eq:ethnic_category", ("ethnic_category", "eq_decision")),
-    ("month", ("month",)),
-)
+    def split(self, period: tuple[date, date]) -> tuple[list[int], list[tuple[date, date]]]:
+        """The period's whole months (YYYYMM) and the runs of days left over."""
+        start, end = period
+        if not self.months:
+            return [], [(start, end)]
+        whole, days = [], []
+        first = date(start.year, start.month, 1)
+        while first <= end:
+            following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+            lo, hi = max(first, start), min(following - timedelta(days=1), end)
+            if (lo, hi) == (first, following - timedelta(days=1)):
+                whole.append(first.year * 100 + first.month)
+            else:
+                days.append((lo, hi))
+            first = following
+        return whole, days
 
 
 def _text(dialect: str, expr: str) -> str:
     return f"CAST({expr} AS {'TEXT' if dialect == 'sqlite' else 'VARCHAR'})"
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-def base_cte(dialect: str, window: Window) -> str:
-    """SQL for the ``members`` and ``base`` CTEs (no WITH keyword).
-
-    Each referral's dimensions were worked out when it last changed (models.flows); here
-    they are only renamed for the grouping, and the target compared with the offer's.
-    """
-    ref_key = "f.referring_team_id" if window.group == "team" else "f.referring_organisation_id"
-    unit_key = "f.receiving_organisation_id" if window.group == "organisation" else "f.offer_id"
-    materialized = "MATERIALIZED " if dialect == "sqlite" else ""
-    accepted = _in("f.outcome", ACCEPTED_OUTCOMES)
-    undecided = _in("f.outcome", ("awaiting", "withdrawn"))
+def _cells_cte(dialect: str, window: Window) -> str:
+    """SQL for ``members``, ``cells`` and ``ck`` (no WITH keyword)."""
+    cur_whole, cur_days = window.split(window.current)
+    prev_whole, prev_days = window.split(window.previous)
+    parts = []
+    if cur_whole or prev_whole:
+        months = ", ".join(str(m) for m in cur_whole + prev_whole)
+        current = (f"c.sent_month IN ({', '.join(str(m) for m in cur_whole)})" if cur_whole
+                   else "1 = 0")
+        parts.append(
+            f"SELECT CASE WHEN {current} THEN 'current' ELSE 'previous' END AS period, "
+            f"c.sent_month, c.referring_team_id, c.offer_id, c.measure, c.a, c.b, c.n "
+            f"FROM flow_month c WHERE c.sent_month IN ({months})")
+    days = cur_days + prev_days
+    if days:
+        where = " OR ".join(f"f.sent_on BETWEEN :d{i}_lo AND :d{i}_hi" for i in range(len(days)))
+        parts.append(
+            "SELECT CASE WHEN e.sent_on >= :current_from THEN 'current' ELSE 'previous' END "
+            "AS period, e.sent_month, e.referring_team_id, e.offer_id, e.measure, e.a, e.b, "
+            "1 AS n "
+            f"FROM ({cells_sql(dialect, f'({where})', ', f.sent_on')}) e")
+    ref_key = "c.referring_team_id" if window.group == "team" else "t.organisation_id"
+    unit_key = "o.organisation_id" if window.group == "organisation" else "c.offer_id"
     return f"""
 members AS (SELECT organisation_id FROM alliance_member WHERE alliance_id = :alliance_id),
-base AS {materialized}(
-    SELECT
-        CASE WHEN f.sent_on >= :current_from THEN 'current' ELSE 'previous' END AS period,
-        {_text(dialect, ref_key)} AS ref_key,
-        {_text(dialect, unit_key)} AS unit_key,
-        f.outcome,
-        CASE WHEN f.outcome = 'declined' THEN 'declined'
-             WHEN {undecided} THEN 'undecided' ELSE 'accepted' END AS decision,
-        CASE WHEN {accepted} THEN 'accepted' ELSE 'not-accepted' END AS eq_decision,
-        CASE WHEN f.outcome = 'declined' THEN 'rejected'
-             WHEN {_in("f.outcome", ("withdrawn", "cancelled-after-acceptance"))} THEN 'cancelled'
-             WHEN f.outcome = 'failed' THEN 'failed' END AS closed_status,
-        f.reason,
-        f.decision_days,
-        f.contact_days,
-        CASE WHEN {accepted}
-             THEN CASE WHEN f.contacted THEN 'contacted' ELSE 'not-contacted' END
-        END AS contact,
-        CASE WHEN {accepted}
-             THEN CASE WHEN f.waitlist THEN 'waitlist' ELSE 'no-waitlist' END
-        END AS waitlist,
-        CASE WHEN {undecided} THEN NULL
-             WHEN f.decision_days <= o.response_target_days THEN 'within'
-             ELSE 'outside' END AS target,
-        f.borough, f.sex, f.ethnic_category, f.age_band,
-        {_text(dialect, "f.sent_month")} AS month
-    FROM referral_flow f
-    JOIN offer o ON o.id = f.offer_id
-    WHERE f.sent_on BETWEEN :previous_from AND :current_to
-      AND f.referring_organisation_id IN (SELECT organisation_id FROM members)
-      AND f.receiving_organisation_id IN (SELECT organisation_id FROM members)
+cells AS (
+    {chr(10).join(parts[:1])}{chr(10) + '    UNION ALL ' + parts[1] if len(parts) > 1 else ''}
+),
+ck AS (
+    SELECT c.period, c.sent_month, {_text(dialect, ref_key)} AS ref_key,
+           {_text(dialect, unit_key)} AS unit_key, c.measure, c.a, c.b, c.n,
+           o.response_target_days AS target_days
+    FROM cells c
+    JOIN team t ON t.id = c.referring_team_id
+    JOIN offer o ON o.id = c.offer_id
+    WHERE t.organisation_id IN (SELECT organisation_id FROM members)
+      AND o.organisation_id IN (SELECT organisation_id FROM members)
 )"""
+
+
+_DECISION = ("CASE WHEN a = 'declined' THEN 'declined' WHEN a IN ('awaiting', 'withdrawn') "
+             "THEN 'undecided' ELSE 'accepted' END")
+_CLOSED = ("CASE WHEN a = 'declined' THEN 'rejected' WHEN a = 'failed' THEN 'failed' "
+           "ELSE 'cancelled' END")
+_TARGET = ("CASE WHEN a = '' THEN 'outside' WHEN CAST(NULLIF(a, '') AS INTEGER) <= target_days "
+           "THEN 'within' ELSE 'outside' END")
 
 
 def _grouped_sql(dialect: str) -> str:
     """SQL for the CTE ``grouped(measure, period, a, b, c, n)``: one row per group."""
-    if dialect == "postgresql":
-        columns = sorted({c for _, cols in COUNT_SETS for c in cols})
-        sets = ", ".join(f"(period, {', '.join(cols)})" for _, cols in COUNT_SETS)
-        gid = f"GROUPING({', '.join(columns)})"
-        # GROUPING() sets bit (k) for column k counted from the right when it is NOT grouped.
-        cases = []
-        for name, cols in COUNT_SETS:
-            mask = sum(1 << (len(columns) - 1 - k) for k, c in enumerate(columns) if c not in cols)
-            cases.append((name, cols, mask))
-        measure = "CASE " + " ".join(f"WHEN gid = {m} THEN '{n}'" for n, _, m in cases) + " END"
-
-        def pick(pos: int) -> str:
-            whens = " ".join(f"WHEN gid = {m} THEN {cols[pos]}" for _, cols, m in cases
-                             if len(cols) > pos)
-            return f"COALESCE(CASE {whens} END, '')"
-
-        not_null = " OR ".join(
-            f"(gid = {m} AND " + " AND ".join(f"{c} IS NOT NULL" for c in cols) + ")"
-            for _, cols, m in cases)
-        return f"""
-grouped_sets AS (
-    SELECT {gid} AS gid, period, {', '.join(columns)}, COUNT(*) AS n
-    FROM base GROUP BY GROUPING SETS ({sets})
-),
-grouped AS (
-    SELECT {measure} AS measure, period, {pick(0)} AS a, {pick(1)} AS b, {pick(2)} AS c, n
-    FROM grouped_sets WHERE {not_null}
-)"""
-    parts = []
-    for name, cols in COUNT_SETS:
-        padded = list(cols) + ["''"] * (3 - len(cols))
-        where = " AND ".join(f"{c} IS NOT NULL" for c in cols)
-        parts.append(
-            f"SELECT '{name}' AS measure, period, {padded[0]} AS a, {padded[1]} AS b, "
-            f"{padded[2]} AS c, COUNT(*) AS n FROM base WHERE {where} "
-            f"GROUP BY period, {', '.join(cols)}")
+    parts = [
+        "SELECT 'sent' AS measure, period, ref_key AS a, unit_key AS b, '' AS c, SUM(n) AS n "
+        "FROM ck WHERE measure = 'outcome' GROUP BY period, ref_key, unit_key",
+        "SELECT 'outcome', period, unit_key, a, '', SUM(n) FROM ck WHERE measure = 'outcome' "
+        "GROUP BY period, unit_key, a",
+        f"SELECT 'decision', period, unit_key, {_DECISION}, '', SUM(n) FROM ck "
+        f"WHERE measure = 'outcome' GROUP BY period, unit_key, {_DECISION}",
+        "SELECT 'contact', period, unit_key, a, '', SUM(n) FROM ck WHERE measure = 'accepted' "
+        "GROUP BY period, unit_key, a",
+        "SELECT 'waitlist', period, unit_key, b, '', SUM(n) FROM ck WHERE measure = 'accepted' "
+        "GROUP BY period, unit_key, b",
+        f"SELECT 'target', period, unit_key, {_TARGET}, '', SUM(n) FROM ck "
+        f"WHERE measure = 'decision_days' AND b = 'target' GROUP BY period, unit_key, {_TARGET}",
+        f"SELECT 'reason', period, unit_key, {_CLOSED}, b, SUM(n) FROM ck "
+        f"WHERE measure = 'outcome' AND b <> '' GROUP BY period, unit_key, {_CLOSED}, b",
+        *(f"SELECT 'eq:{field}', period, a, b, '', SUM(n) FROM ck WHERE measure = '{field}' "
+          "GROUP BY period, a, b" for field in EQUALITY_FIELDS),
+        f"SELECT 'month', period, {_text(dialect, 'sent_month')}, '', '', SUM(n) FROM ck "
+        "WHERE measure = 'outcome' GROUP BY period, sent_month",
+    ]
     return "grouped AS (\n    " + "\n    UNION ALL ".join(parts) + "\n)"
 
 
@@ -178,7 +162,7 @@ def counts_sql(dialect: str, window: Window) -> str:
     eq = "measure LIKE 'eq:%'"
     two_way = f"(measure = 'sent' OR {eq})"
     return f"""
-WITH {base_cte(dialect, window)},
+WITH {_cells_cte(dialect, window)},
 {_grouped_sql(dialect)}
 SELECT measure, period, a, b, c, n FROM grouped
 UNION ALL
@@ -204,44 +188,47 @@ QUANTILES = (("median", 0.5), ("p90", 0.9))
 
 def times_sql(dialect: str, window: Window, percentile: str | None = None) -> str:
     """Medians and 90th percentiles per (measure, period, unit) and for all units ('*')."""
-    percentile = percentile or ("percentile_cont" if dialect == "postgresql" else "window")
-    samples = " UNION ALL ".join(
-        f"SELECT '{m}' AS measure, period, unit_key, {m} AS x FROM base WHERE {m} IS NOT NULL "
-        f"UNION ALL SELECT '{m}', period, '{ALL}', {m} FROM base WHERE {m} IS NOT NULL"
-        for m in TIME_MEASURES)
-    head = f"WITH {base_cte(dialect, window)},\nsamples AS ({samples})\n"
-    if percentile == "percentile_cont":
+    days = "CAST(NULLIF(a, '') AS INTEGER)"
+    timed = "measure IN ('decision_days', 'contact_days') AND a <> ''"
+    head = f"""WITH {_cells_cte(dialect, window)},
+hist AS (
+    SELECT measure, period, unit_key, {days} AS x, SUM(n) AS n FROM ck WHERE {timed}
+    GROUP BY measure, period, unit_key, {days}
+    UNION ALL
+    SELECT measure, period, '{ALL}', {days}, SUM(n) FROM ck WHERE {timed}
+    GROUP BY measure, period, {days}
+)"""
+    if percentile == "percentile_cont":  # PostgreSQL only: the reference the tests compare to
         stats = ", ".join(
             f"percentile_cont({q}) WITHIN GROUP (ORDER BY x) AS {name}" for name, q in QUANTILES)
         return head + (f"SELECT measure, period, unit_key, COUNT(*) AS n, {stats} "
-                       "FROM samples GROUP BY measure, period, unit_key")
-    # percentile_cont without percentile_cont: rank within each group, then interpolate
-    # between the values at positions floor(h) and floor(h) + 1, h = (n - 1) * q.
-    picks = []
-    finals = []
+                       "FROM hist, generate_series(1, hist.n) GROUP BY measure, period, unit_key")
+    picks, finals = [], []
     for name, q in QUANTILES:
-        # q as a fraction num/den so floor(h) is integer division on both engines
-        # (PostgreSQL's CAST(... AS INTEGER) rounds instead of truncating).
+        # q as a fraction num/den so floor(h) is integer division on both engines.
         num, den = round(q * 10), 10
-        lo = f"(((n - 1) * {num}) / {den})"
-        frac = f"((((n - 1) * {num}) % {den}) * 1.0 / {den})"
-        picks.append(f"MAX(CASE WHEN rn = {lo} THEN x END) AS {name}_lo")
-        picks.append(f"MAX(CASE WHEN rn = {lo} + 1 THEN x END) AS {name}_hi")
-        finals.append(
-            f"{name}_lo + {frac} * "
-            f"(COALESCE({name}_hi, {name}_lo) - {name}_lo) AS {name}")
+        lo = f"(((total - 1) * {num}) / {den})"
+        frac = f"((((total - 1) * {num}) % {den}) * 1.0 / {den})"
+        picks.append(f"MAX(CASE WHEN {lo} >= before AND {lo} < before + n THEN x END) "
+                     f"AS {name}_lo")
+        picks.append(f"MAX(CASE WHEN {lo} + 1 >= before AND {lo} + 1 < before + n THEN x END) "
+                     f"AS {name}_hi")
+        finals.append(f"{name}_lo + {frac} * (COALESCE({name}_hi, {name}_lo) - {name}_lo) "
+                      f"AS {name}")
+    part = "PARTITION BY measure, period, unit_key"
     return head + f""",
 ranked AS (
-    SELECT measure, period, unit_key, x,
-           ROW_NUMBER() OVER (PARTITION BY measure, period, unit_key ORDER BY x) - 1 AS rn,
-           COUNT(*) OVER (PARTITION BY measure, period, unit_key) AS n
-    FROM samples
+    SELECT measure, period, unit_key, x, n,
+           CAST(SUM(n) OVER ({part} ORDER BY x ROWS UNBOUNDED PRECEDING) AS BIGINT) - n
+               AS before,
+           CAST(SUM(n) OVER ({part}) AS BIGINT) AS total
+    FROM hist
 ),
 picked AS (
-    SELECT measure, period, unit_key, MAX(n) AS n, {', '.join(picks)}
+    SELECT measure, period, unit_key, MAX(total) AS total, {', '.join(picks)}
     FROM ranked GROUP BY measure, period, unit_key
 )
-SELECT measure, period, unit_key, n, {', '.join(finals)} FROM picked"""
+SELECT measure, period, unit_key, total, {', '.join(finals)} FROM picked"""
 
 
 def journeys_flags_sql(dialect: str, window: Window) -> str:
@@ -310,6 +297,11 @@ def parameters(window: Window) -> dict:
         "current_to": cur_to,
         "previous_from": prev_from,
         "as_of": window.as_of.astimezone(UTC).replace(tzinfo=None),
+        # The runs of days counted from flow rows, in the order _cells_cte numbers them.
+        **{f"d{i}_{end}": day
+           for i, run in enumerate(window.split(window.current)[1]
+                                   + window.split(window.previous)[1])
+           for end, day in zip(("lo", "hi"), run, strict=True)},
     }
 
 
