@@ -1,22 +1,30 @@
-"""Small-number suppression across every figure of one flows response.
+"""Small-number suppression for the figures contract managers see (DESIGN §5 rule 2),
+across every figure of one flows response.
 
-models.suppression protects one two-way table (or one series) at a time. A flows response
-publishes many figures that are tied together beyond one table: an offer's "sent" is the
-flow matrix's column total *and* the top of its funnel, "accepted" is both a funnel stage
-and the sum of four outcomes, the equality tables share the grand total, and so on. Two
-tables protected separately could publish a figure in one that the other hid, or leave a
-difference between them that gives a hidden count away.
+Counts of 1 to 4 are published as "<5". Zero is published as 0, as NHS England / NHS
+Digital statistical publications do: small-number rules exist so that a reader cannot
+single out the few people behind a figure, and a zero holds nobody to single out (hiding
+zeros would also hide the gaps in flows that contract managers are looking for).
+
+Primary suppression alone is not enough: if a row shows "<5", 12, 30 and a total of 45,
+the "<5" is 3. And a flows response publishes many figures tied together beyond one
+table: an offer's "sent" is the flow matrix's column total *and* the top of its funnel,
+"accepted" is both a funnel stage and the sum of four outcomes, the equality tables share
+the grand total, and so on. Two tables protected separately could publish a figure in one
+that the other hid, or leave a difference between them that gives a hidden count away.
 
 So every figure is an entry in one register and every arithmetic relation a reader could
-use is a *line* (``sum(coef * entry) == 0``). The rules are those of models.suppression
-(same threshold, symbols and legend, so the page, CSV, PDF and the other tables agree):
+use is a *line* (``sum(coef * entry) == 0``):
 
 1. primary: every entry of 1-4 is hidden as "<5"; zero is published;
 2. secondary: while a line has exactly one hidden entry, hide the smallest published
-   non-zero entry of that line ("*" if it is 5 or more);
+   non-zero entry of that line ("*" if it is 5 or more, since "<5" would misstate it;
+   never a zero, which protects nothing);
 3. audit: interval propagation over all lines ("<5" is 1-4, "*" is 5 or more, the rest
    are known) finds any "<5" a reader could still pin to one value; one more partner of
-   it is hidden and steps 2-3 repeat until stable.
+   it is hidden and steps 2-3 repeat until stable. Interval reasoning is not full linear
+   programming, so this is a strong heuristic rather than a proof; tests check small
+   tables by brute force and the whole flows response with a solver.
 
 Derived figures follow the entries: a percentage is published only when its numerator
 and denominator both are, a change against the previous period only when both periods'
@@ -29,7 +37,10 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable
 
-from models.suppression import LEGEND, SMALL, SUPPRESSED, THRESHOLD
+THRESHOLD = 5
+SMALL = "<5"  # a count of 1 to 4
+SUPPRESSED = "*"  # a count of 5 or more, hidden so that a "<5" cannot be worked out
+LEGEND = "<5: fewer than 5 (1 to 4). *: hidden so that a small number cannot be worked out."
 
 __all__ = ["LEGEND", "SMALL", "SUPPRESSED", "THRESHOLD", "Register", "published"]
 
