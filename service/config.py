@@ -21,6 +21,8 @@ class ConfigError(RuntimeError):
 class Settings:
     ENV: str = "development"
     DATABASE_URL: str = "sqlite:///instance/stepdown.db"
+    # Optional read replica for the flows report's figures; empty: the primary serves them.
+    FLOWS_DATABASE_URL: str = ""
     SECRET_KEY: str = DEFAULT_SECRET_KEY
     BASE_URL: str = "http://127.0.0.1:5000"
     # Browser sessions
@@ -118,6 +120,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"STEPDOWN_ENV must be one of {', '.join(ENVIRONMENTS)}")
     if not settings.DATABASE_URL.startswith(("sqlite:", "postgresql")):
         raise ConfigError("DATABASE_URL must be an sqlite:// or postgresql+psycopg:// URL")
+    if settings.FLOWS_DATABASE_URL and not settings.FLOWS_DATABASE_URL.startswith(
+            ("sqlite:", "postgresql")):
+        raise ConfigError("FLOWS_DATABASE_URL must be empty or an sqlite:// or "
+                          "postgresql+psycopg:// URL")
     if settings.EMAIL_BACKEND not in ("log", "smtp", "notify"):
         raise ConfigError("EMAIL_BACKEND must be log, smtp or notify")
     if settings.EMAIL_BACKEND == "notify" and not settings.NOTIFY_API_KEY:
@@ -144,6 +150,8 @@ def validate(settings: Settings) -> None:
             raise ConfigError("SECRET_KEY must be set to a random value of 32+ characters in production")
         if settings.DATABASE_URL.startswith("sqlite"):
             raise ConfigError("DATABASE_URL must point at PostgreSQL in production, not SQLite")
+        if settings.FLOWS_DATABASE_URL.startswith("sqlite"):
+            raise ConfigError("FLOWS_DATABASE_URL must point at PostgreSQL in production")
         if not settings.TOKEN_PRIVATE_KEY_FILE:
             raise ConfigError("TOKEN_PRIVATE_KEY_FILE is required in production")
         if not settings.BASE_URL.startswith("https://"):

@@ -11,10 +11,11 @@ from sqlmodel import Session
 from service.config import Settings
 
 _ENGINE_KEY = "stepdown.engine"
+_FLOWS_ENGINE_KEY = "stepdown.flows_engine"
 
 
-def make_engine(settings: Settings) -> sa.Engine:
-    url = settings.DATABASE_URL
+def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
+    url = url or settings.DATABASE_URL
     kwargs: dict[str, Any] = {"future": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -41,6 +42,8 @@ def make_engine(settings: Settings) -> sa.Engine:
 
 def init_app(app: Flask, settings: Settings) -> None:
     app.extensions[_ENGINE_KEY] = make_engine(settings)
+    if settings.FLOWS_DATABASE_URL:
+        app.extensions[_FLOWS_ENGINE_KEY] = make_engine(settings, settings.FLOWS_DATABASE_URL)
     app.teardown_appcontext(_close_session)
 
 
@@ -55,6 +58,18 @@ def get_session() -> Session:
     return g.db_session
 
 
+def get_flows_session() -> Session:
+    """Where the flows report reads its figures: a session on the read replica
+    (FLOWS_DATABASE_URL) when one is set, else the request's own session. It only reads, so
+    it is never committed; it closes with the request."""
+    flows_engine = current_app.extensions.get(_FLOWS_ENGINE_KEY)
+    if flows_engine is None:
+        return get_session()
+    if "flows_session" not in g:
+        g.flows_session = Session(flows_engine, expire_on_commit=False)
+    return g.flows_session
+
+
 def commit_request_session() -> None:
     session = g.pop("db_session", None)
     if session is None:
@@ -66,7 +81,8 @@ def commit_request_session() -> None:
 
 
 def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.rollback()
-        session.close()
+    for name in ("db_session", "flows_session"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.rollback()
+            session.close()

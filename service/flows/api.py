@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 
 from service.auth import permissions as perm
 from service.auth.access import requires
-from service.db import get_session
+from service.db import get_flows_session, get_session
 from service.flows import operations as ops
 from service.flows.schemas import FlowsArgsSchema
 
@@ -23,7 +23,7 @@ CSV_COLUMNS = ("section", "measure", "row", "column", "period", "value")
 
 def _report(args) -> dict:
     return ops.get_flows(get_session(), g.principal, args["alliance"], args["date_from"],
-                         args["date_to"], args["group"])
+                         args["date_to"], args["group"], figures_db=get_flows_session())
 
 
 def _filename(report: dict, ext: str) -> str:

@@ -537,12 +537,15 @@ def _months(period: tuple[date, date]) -> list[str]:
 
 
 def get_flows(db: Session, actor: Principal, alliance_id: int | None, date_from: date | None,
-              date_to: date | None, group: str | None) -> dict:
-    """The published flows of an alliance the caller manages (404 for any other)."""
+              date_to: date | None, group: str | None, figures_db: Session | None = None) -> dict:
+    """The published flows of an alliance the caller manages (404 for any other).
+
+    The scope is checked on `db`; the figures are read from `figures_db` (the read replica's
+    session, service.db.get_flows_session) when given."""
     actor.require(perm.FLOWS_READ)
     alliance = _alliance_in_scope(db, actor, alliance_id)
     window = make_window(alliance.id, date_from, date_to, group, clock.now())
-    report = build_report(db, window, alliance)
+    report = build_report(figures_db or db, window, alliance)
     report["generated_by"] = actor.user.display_name if actor.user else "API client"
     return report
 

@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from service.auth import permissions as perm
 from service.auth.access import requires
-from service.db import get_session
+from service.db import get_flows_session, get_session
 from service.errors import Invalid
 from service.flows import operations as ops
 from service.flows.queries import GROUPS
@@ -31,7 +31,7 @@ def flows_page():
         args = FlowsArgsSchema().load({k: v for k, v in request.args.items()
                                        if k in ("alliance", "from", "to", "group") and v})
         report = ops.get_flows(db, g.principal, args["alliance"], args["date_from"],
-                               args["date_to"], args["group"])
+                               args["date_to"], args["group"], figures_db=get_flows_session())
         form.update({"alliance": str(report["alliance"]["id"]),
                      "from": report["period"]["from"], "to": report["period"]["to"],
                      "group": report["group"]})
