@@ -19,7 +19,6 @@ are generated: they record what people did in the app, and nobody did this.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from sqlmodel import Session, select
 from models import Organisation
 from service.demo_scale.alliance import MARKER_ODS_CODE, build_alliance
 from service.demo_scale.bulk import writer_for
-from service.demo_scale.stories import EXPLICIT_IDS, TABLES, StoryTeller
+from service.demo_scale.stories import EXPLICIT_IDS, TABLES, FastRandom, StoryTeller
 
 __all__ = ["CHUNK_REFERRALS", "AlreadyGenerated", "ScaleSummary", "generate"]
 
@@ -61,7 +60,7 @@ def generate(engine: sa.Engine, n: int, *, seed: int = 1, as_of: datetime | None
     if n < 1:
         raise ValueError("n must be at least 1")
     as_of = as_of or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    rnd = random.Random(seed)
+    rnd = FastRandom(seed)
     summary = ScaleSummary(referrals=n, rows=dict.fromkeys(TABLES, 0))
     with Session(engine) as db:
         demo = load_demo_data(db)

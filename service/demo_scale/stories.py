@@ -18,8 +18,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import nhs_number
 
+from models.flows import FlowInputs, flow_values
 from models.referral_lifecycle import ACTIONS, OPEN_STATES, TERMINAL_STATES
-from models.working_days import acknowledgement_due
+from models.working_days import acknowledgement_due, is_working_day, working_days_between
 from service.demo_scale.alliance import DISTRICTS, ScaledAlliance
 from service.flags.operations import TRIGGER_LABELS
 
@@ -43,6 +44,10 @@ REFERRAL = ("id", "journey_id", "person_id", "offer_id", "referring_team_id",
             "crisis_plan", "risk_summary", "contact_in_hours", "contact_out_of_hours", "version",
             "created_by_user_id", "created_at", "sent_at", "decided_at", "started_at",
             "ended_at", "first_contact_at", "updated_at")
+REFERRAL_FLOW = ("referral_id", "person_id", "referring_team_id", "referring_organisation_id",
+                 "offer_id", "receiving_organisation_id", "sent_on", "sent_month", "outcome",
+                 "reason", "waitlist", "contacted", "decision_days", "contact_days", "borough",
+                 "sex", "ethnic_category", "age_band")
 REFERRAL_EVENT = ("referral_id", "action", "from_status", "to_status", "reason_code",
                   "actor_user_id", "at")
 CONTACT = ("referral_id", "outcome", "happened_at", "note", "recorded_by_user_id", "created_at")
@@ -57,7 +62,7 @@ FLAG_EVENT = ("flag_id", "kind", "actor_user_id", "note", "at")
 
 # In foreign-key order: a chunk is written table by table in this order.
 TABLES = {"person": PERSON, "person_need": PERSON_NEED, "consent": CONSENT, "journey": JOURNEY,
-          "journey_member": JOURNEY_MEMBER, "referral": REFERRAL,
+          "journey_member": JOURNEY_MEMBER, "referral": REFERRAL, "referral_flow": REFERRAL_FLOW,
           "referral_event": REFERRAL_EVENT, "contact": CONTACT, "note": NOTE, "flag": FLAG,
           "flag_event": FLAG_EVENT}
 # Tables written with explicit ids (their sequences move afterwards on PostgreSQL).
@@ -121,6 +126,28 @@ ACK_MINUTES = {"emergency": (5, 75), "urgent": (20, 420), "routine": (60, 4800)}
 REFERRER_ACTIONS = ("create", "send", "cancel")
 
 
+class FastRandom(random.Random):
+    """random.Random with choice/randint/randrange done by one random() call each: about three
+    times faster than the unbiased originals, which matters a million referrals in, and the
+    bias (under 2**-40) does not. Deterministic for a seed like its parent."""
+
+    def choice(self, seq):
+        return seq[int(self.random() * len(seq))]
+
+    def randint(self, a: int, b: int) -> int:
+        return a + int(self.random() * (b - a + 1))
+
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:
+        if stop is None:
+            start, stop = 0, start
+        return start + int(self.random() * (stop - start))
+
+
+REFERRALS_PER_PERSON = (1,) * 55 + (2,) * 30 + (3,) * 15
+ENDINGS = ("complete",) * 75 + ("fail",) * 20 + ("cancel",) * 5
+SESSIONS = ("attended",) * 80 + ("did-not-attend",) * 12 + ("could-not-contact",) * 8
+
+
 def nhs_numbers(start: int = 0):
     """Unique, Modulus 11 valid NHS numbers in the synthetic range (900 000 000x-998 999 999x,
     never issued; the demo people use 999...). A stride permutes the 9-digit stems so that
@@ -134,6 +161,25 @@ def nhs_numbers(start: int = 0):
             yield stem + str(check)
 
 
+class WorkingDayIndex:
+    """working_days_between by lookup: working days counted from an origin, per date, so the
+    flow row of a million referrals costs a subtraction instead of a walk over the calendar."""
+
+    def __init__(self, first: date, last: date) -> None:
+        self.first, self.last = first, last
+        self.count: dict[date, int] = {}
+        total, day = 0, first
+        while day <= last:
+            total += is_working_day(day)
+            self.count[day] = total
+            day += timedelta(days=1)
+
+    def __call__(self, a: date, b: date) -> int:
+        if self.first <= a <= self.last and self.first <= b <= self.last:
+            return self.count[b] - self.count[a]
+        return working_days_between(a, b)
+
+
 class StoryTeller:
     """Generates people with their stories, chunk by chunk, with explicit ids from `first`."""
 
@@ -145,20 +191,21 @@ class StoryTeller:
         self.today = self.now.date()
         self.next_id = dict(first)
         self.numbers = nhs_numbers()
+        self.days_between = WorkingDayIndex(self.today - timedelta(days=800),
+                                            self.today + timedelta(days=400))
 
     # --- time --------------------------------------------------------------------------------
 
     def _after(self, previous: datetime, low_days: float, high_days: float) -> datetime:
         """A working-hours moment some days after `previous` (never before it)."""
-        rnd = self.rnd
-        t = previous + timedelta(days=rnd.uniform(low_days, high_days))
+        r = self.rnd.random
+        t = previous + timedelta(days=low_days + (high_days - low_days) * r())
         weekday = t.weekday()
         if weekday >= 5:
             t += timedelta(days=7 - weekday)
-        t = t.replace(hour=9 + rnd.randrange(8), minute=rnd.randrange(60),
-                      second=rnd.randrange(60), microsecond=0)
+        t = datetime(t.year, t.month, t.day, 9) + timedelta(seconds=int(r() * 28_800))
         if t <= previous:
-            t = previous + timedelta(minutes=rnd.randrange(5, 180))
+            t = previous + timedelta(seconds=300 + int(r() * 10_500))
         return t
 
     def _id(self, table: str) -> int:
@@ -196,11 +243,12 @@ class StoryTeller:
                     f"{rows['person'][-1][13]}\n\nWhat helps me\n{rows['person'][-1][14]}"
                     if about else None)
 
-        count = min(remaining, rnd.choices((1, 2, 3), (55, 30, 15))[0],
+        count = min(remaining, rnd.choice(REFERRALS_PER_PERSON),
                     len(self.alliance.vcse))
         local = trust.local_vcse
         pool = local if len(local) >= count and rnd.random() < 0.8 else self.alliance.vcse
-        journey = {"id": journey_id, "person_id": person_id, "team": team, "trust": trust,
+        journey = {"id": journey_id, "person_id": person_id, "person": rows["person"][-1],
+                   "team": team, "trust": trust,
                    "coordinator": coordinator, "peer": peer, "start": start, "accepts": [],
                    "withdrawn": [], "members": {}}
         if coordinator:
@@ -285,7 +333,7 @@ class StoryTeller:
             else:
                 hold_at = None
         if steps[-1][2] == "in-progress" and end <= now:
-            outcome = rnd.choices(("complete", "fail", "cancel"), (75, 20, 5))[0]
+            outcome = rnd.choice(ENDINGS)
             step(outcome, {"fail": rnd.choice(FAIL), "cancel": "no-longer-needed"}.get(outcome),
                  end)
         until = steps[-1][4] if steps[-1][2] in TERMINAL_STATES else now
@@ -295,8 +343,7 @@ class StoryTeller:
             if hold_at is None or t < hold_at or (resume_at is not None and t >= resume_at):
                 contacts.append((outcome, t))
             t = self._after(t, 5, 14)
-            outcome = rnd.choices(("attended", "did-not-attend", "could-not-contact"),
-                                  (80, 12, 8))[0]
+            outcome = rnd.choice(SESSIONS)
         return steps, contacts, expected
 
     def _referral(self, rows: dict[str, list], journey: dict, org, created: datetime,
@@ -338,6 +385,8 @@ class StoryTeller:
             len(steps) + (1 if assigned else 0), referrer, created, sent_at, decided,
             by_action.get("start"), steps[-1][4] if status in TERMINAL_STATES else None,
             min(attended) if attended else None, steps[-1][4]))
+        if sent_at is not None:
+            self._flow(rows, rows["referral"][-1], journey, min(attended) if attended else None)
         rows["referral_event"].extend(
             (referral_id, action, from_status, to_status, code,
              referrer if action in REFERRER_ACTIONS else receiver, at)
@@ -371,6 +420,19 @@ class StoryTeller:
                 "peer_worker" if journey["peer"] else "care_coordinator",
                 journey["trust"].id, "client-voice" if journey["peer"] else "note",
                 "Says the sessions help; wants to keep the same worker.", note_at))
+
+    def _flow(self, rows: dict[str, list], referral: tuple, journey: dict,
+              first_attended: datetime | None) -> None:
+        """The referral's row of the flows figures (models.flows), as the app keeps it."""
+        person = journey["person"]
+        values = flow_values(FlowInputs(
+            status=referral[6], reason_code=referral[7], waitlist=referral[9],
+            sent_at=referral[22], decided_at=referral[23], first_attended_at=first_attended,
+            borough=person[8], sex=person[10], ethnic_category=person[11],
+            date_of_birth=person[6]), days_between=self.days_between)
+        rows["referral_flow"].append((
+            referral[0], referral[2], referral[4], journey["trust"].id, referral[3], referral[5],
+            *(values[column] for column in REFERRAL_FLOW[6:])))
 
     def _missed_contacts_flag(self, rows: dict[str, list], ctx: dict, contacts: list) -> None:
         """The app raises a flag on the 3rd missed contact in a row (once per referral here)."""
@@ -463,7 +525,10 @@ class StoryTeller:
         due = acknowledgement_due(urgency, raised.replace(tzinfo=UTC)).astimezone(UTC)
         due = due.replace(tzinfo=None)
         low, high = ACK_MINUTES[urgency]
-        acked = raised + timedelta(minutes=rnd.uniform(low, high))
+        minutes = rnd.uniform(low, high)
+        if rnd.random() < 0.1:  # a busy duty queue: some wait well past their target
+            minutes *= rnd.uniform(3, 20)
+        acked = raised + timedelta(minutes=minutes)
         if resolve is not None:
             acked = min(acked, resolve[1])
             outcome, resolved = resolve
