@@ -83,6 +83,9 @@ def create_app(config_override: dict[str, Any] | None = None) -> Flask:
 
     ratelimit.init_app(app, settings)  # before the access gate: floods stop before any work
     access.init_app(app)
+    from service import input_guard
+
+    input_guard.init_app(app)  # after the gate: an anonymous caller is told to sign in first
 
     api = Api(app)
     app.extensions["stepdown.api"] = api

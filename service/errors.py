@@ -197,6 +197,12 @@ def handle_database_unavailable(exc: Exception) -> Response:
     return handle_stepdown_error(database_unavailable())
 
 
+def handle_data_error(_exc: sa.exc.DataError) -> Response:
+    # A value the column type cannot hold that validation let through; the field is not known.
+    log.warning("a value was refused by the database (DataError)")
+    return handle_stepdown_error(Invalid("A value in the request cannot be stored."))
+
+
 def handle_integrity_error(_exc: sa.exc.IntegrityError) -> Response:
     # A constraint the operation did not check first (or a parallel request won the race).
     log.info("change refused by a database constraint")
@@ -210,4 +216,5 @@ def init_app(app: Flask) -> None:
     for database_error in DATABASE_UNAVAILABLE:
         app.register_error_handler(database_error, handle_database_unavailable)
     app.register_error_handler(sa.exc.IntegrityError, handle_integrity_error)
+    app.register_error_handler(sa.exc.DataError, handle_data_error)
     app.register_error_handler(Exception, handle_unexpected)
