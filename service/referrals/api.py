@@ -38,6 +38,55 @@ IF_MATCH = {"parameters": [{"in": "header", "name": "If-Match", "required": True
                             "schema": {"type": "string"},
                             "description": "The ETag you last read (missing: 428, stale: 412)"}]}
 
+# OpenAPI links: how a client (or Schemathesis's stateful run) walks the lifecycle, carrying the
+# referral id and the ETag each response gives to the next call's If-Match.
+REFERRAL_PATH = "/api/v1/referrals/{referral_id}"
+NEXT_ACTIONS = {
+    "create": ("send", "cancel"),
+    "read": (*ACTIONS, "assign"),
+    "send": ("accept", "decline", "cancel"),
+    "accept": ("start", "cancel", "assign"),
+    "start": ("hold", "complete", "fail"),
+    "hold": ("resume", "fail", "cancel"),
+    "resume": ("hold", "complete", "fail"),
+    "assign": ("start", "complete"),
+}
+
+
+def _operation_ref(path: str, method: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def _links(after: str) -> dict:
+    """The links from a response about one referral: read it, act on it, add to it."""
+    here = {"path.referral_id": "$response.body#/id"}
+    links = {"GetReferral": {"operationRef": _operation_ref(REFERRAL_PATH, "get"),
+                             "parameters": here, "description": "Read the referral"}}
+    for action in NEXT_ACTIONS.get(after, ()):
+        links[f"{action.title()}Referral"] = {
+            "operationRef": _operation_ref(f"{REFERRAL_PATH}/{action}", "post"),
+            "parameters": {**here, "header.If-Match": "$response.header.ETag"},
+            "description": f"{action.title()} with the ETag of this response"}
+    if after == "read":
+        links["ReferAgain"] = {
+            "operationRef": _operation_ref("/api/v1/referrals", "post"),
+            "requestBody": {"journey_id": "$response.body#/journey_id",
+                            "offer_id": "$response.body#/offer/id"},
+            "description": "A new referral for the same journey (once this one is closed)"}
+    if after in ("create", "read", "accept", "start", "resume"):
+        links["AddNote"] = {"operationRef": _operation_ref(f"{REFERRAL_PATH}/notes", "post"),
+                            "parameters": here}
+    if after in ("read", "accept", "start", "resume"):
+        links["RecordContact"] = {
+            "operationRef": _operation_ref(f"{REFERRAL_PATH}/contacts", "post"),
+            "parameters": here}
+    return links
+
+
+def _links_doc(status: int, after: str) -> dict:
+    return {"responses": {status: {"links": _links(after)}}}  # int: merges with @response
+
+
 _ACTION_DOCS = {
     "send": "Send the draft: snapshots About me into the handover; needs an active consent "
             "naming the receiving organisation, or an alternative lawful basis (own permission, "
@@ -81,6 +130,7 @@ class Referrals(MethodView):
     @requires(perm.REFERRALS_REFER)
     @idempotent
     @referrals.doc(**IDEMPOTENCY_KEY)
+    @referrals.doc(**_links_doc(201, "create"))
     @referrals.arguments(ReferralCreateSchema)
     @referrals.response(201, ReferralSchema)
     def post(self, data):
@@ -93,6 +143,7 @@ class Referrals(MethodView):
 @referrals.route("/<int:referral_id>")
 class ReferralById(MethodView):
     @requires(perm.REFERRALS_READ)
+    @referrals.doc(**_links_doc(200, "read"))
     @referrals.response(200, ReferralSchema)
     def get(self, referral_id):
         """The referral with its handover, events, contacts and notes, shaped for the caller.
@@ -106,6 +157,7 @@ def _action_view(action: str) -> type[MethodView]:
 
     @requires(permission)
     @referrals.doc(**IF_MATCH)
+    @referrals.doc(**_links_doc(200, action))
     @referrals.arguments(ACTION_SCHEMAS[action])
     @referrals.response(200, ReferralSchema)
     def post(self, data, referral_id):
@@ -127,6 +179,7 @@ for _action in ACTIONS:
 class ReferralAssign(MethodView):
     @requires(perm.REFERRALS_ASSIGN)
     @referrals.doc(**IF_MATCH)
+    @referrals.doc(**_links_doc(200, "assign"))
     @referrals.arguments(ReferralAssignSchema)
     @referrals.response(200, ReferralSchema)
     def post(self, data, referral_id):
