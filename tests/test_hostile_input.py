@@ -127,3 +127,37 @@ def test_a_concern_naming_an_id_too_large_for_the_database_is_invalid(app, demo,
                                  field: 409462392346649821184})
     assert response.status_code == 422, response.get_data(as_text=True)[:300]
     assert field in response.get_json()["errors"]
+
+
+# Found by the stateful run on PostgreSQL: a NUL in a handover field reached the database
+# (DataError, 500); a lone surrogate from a JSON escape cannot be encoded for any database.
+@pytest.mark.parametrize("text", ["before\u0000after", "lone \ud892 surrogate"])
+def test_text_no_database_can_store_is_refused_naming_the_field(app, demo, as_user, text):  # noqa: ARG001
+    coordinator = as_user("coordinator")
+    response = coordinator.post("/api/v1/referrals", json={
+        "journey_id": 1, "offer_id": 1, "goals": "fine", "crisis_plan": text,
+        "contacts": [{"name": text}]})
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "application/problem+json"
+    assert set(response.get_json()["errors"]) == {"crisis_plan", "contacts.0.name"}
+    assert text not in response.get_data(as_text=True)
+    assert coordinator.get("/api/v1/referrals?box=outbox&status=draft\u0000").status_code == 422
+
+
+def test_a_nul_in_a_sign_in_form_is_refused_not_a_server_error(app, demo, client):  # noqa: ARG001
+    response = client.post("/login", data={"email": "coordinator\u0000@demo.stepdown.test",
+                                           "password": "x"})
+    assert response.status_code == 422 and response.mimetype == "text/html"
+
+
+def test_a_value_the_database_refuses_is_a_422_not_a_500(app, demo, as_user, monkeypatch):  # noqa: ARG001
+    import sqlalchemy as sa
+
+    from service.referrals import operations
+
+    def refused(*_args, **_kwargs):
+        raise sa.exc.DataError("INSERT ...", {}, Exception("value out of range"))
+
+    monkeypatch.setattr(operations, "list_referrals", refused)
+    response = as_user("coordinator").get("/api/v1/referrals?box=outbox")
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
