@@ -26,14 +26,15 @@ class CopyWriter:
             for row in rows:
                 copy.write_row(row)
 
-    def finish(self, tables: Sequence[str]) -> None:
-        """Move each id sequence past the rows written with explicit ids, then ANALYZE, so the
-        app's own inserts and the planner's estimates are right straight away."""
-        for table in tables:
+    def finish(self, with_ids: Sequence[str], written: Sequence[str]) -> None:
+        """Move the id sequences of the tables written with explicit ids past those ids, then
+        ANALYZE what was written, so the app's own inserts and the planner's estimates are
+        right straight away."""
+        for table in with_ids:
             self.connection.execute(sa.text(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"))
-        for table in tables:
+        for table in written:
             self.connection.execute(sa.text(f"ANALYZE {table}"))
 
 
@@ -63,8 +64,9 @@ class ExecutemanyWriter:
         finally:
             cursor.close()
 
-    def finish(self, tables: Sequence[str]) -> None:
-        self.connection.execute(sa.text("ANALYZE"))
+    def finish(self, with_ids: Sequence[str], written: Sequence[str]) -> None:  # noqa: ARG002
+        for table in written:
+            self.connection.execute(sa.text(f"ANALYZE {table}"))
 
 
 def writer_for(connection: sa.Connection) -> CopyWriter | ExecutemanyWriter:
