@@ -21,6 +21,10 @@ class Journey(SQLModel, table=True):
             "safety_net_ends IS NULL OR discharged_on IS NOT NULL", name="safety_net_needs_discharge"
         ),
         sa.Index("ix_journey_status_review_due", "status", "review_due"),
+        # The flows report's safety net: discharged journeys by date, read from the index alone.
+        sa.Index("ix_journey_discharged", "discharged_on", "team_id", "stepped_up_at",
+                 postgresql_where=sa.text("discharged_on IS NOT NULL"),
+                 sqlite_where=sa.text("discharged_on IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 08:15:06.038346
+Create Date: 2026-11-26 08:27:00.200986
 """
 from alembic import op
 import sqlalchemy as sa
@@ -309,6 +309,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_journey'))
     )
     with op.batch_alter_table('journey', schema=None) as batch_op:
+        batch_op.create_index('ix_journey_discharged', ['discharged_on', 'team_id', 'stepped_up_at'], unique=False, postgresql_where=sa.text('discharged_on IS NOT NULL'), sqlite_where=sa.text('discharged_on IS NOT NULL'))
         batch_op.create_index(batch_op.f('ix_journey_person_id'), ['person_id'], unique=False)
         batch_op.create_index('ix_journey_status_review_due', ['status', 'review_due'], unique=False)
         batch_op.create_index(batch_op.f('ix_journey_team_id'), ['team_id'], unique=False)
@@ -692,6 +693,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_journey_team_id'))
         batch_op.drop_index('ix_journey_status_review_due')
         batch_op.drop_index(batch_op.f('ix_journey_person_id'))
+        batch_op.drop_index('ix_journey_discharged', postgresql_where=sa.text('discharged_on IS NOT NULL'), sqlite_where=sa.text('discharged_on IS NOT NULL'))
 
     op.drop_table('journey')
     op.drop_table('flow_month')
