@@ -59,8 +59,14 @@ class Settings:
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_ENABLED: bool = True
     # Database
+    # Per process (each gunicorn worker, sweep or outbox worker has its own pool).
     DB_POOL_SIZE: int = 5
+    DB_MAX_OVERFLOW: int = 5
+    DB_POOL_TIMEOUT_SECONDS: int = 10
+    # PostgreSQL ends these itself (0 turns one off).
     DB_STATEMENT_TIMEOUT_MS: int = 30000
+    DB_LOCK_TIMEOUT_MS: int = 10000
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: int = 0  # production app hosts: 60000 (docs/deploy.md)
     LOG_LEVEL: str = "INFO"
     # Number of proxies (load balancers) in front of the app whose X-Forwarded-* we trust.
     PROXY_FIX_HOPS: int = 0
@@ -141,8 +147,14 @@ def validate(settings: Settings) -> None:
         raise ConfigError("RATELIMIT_STORAGE_URI must be memory:// or a redis:// URL")
     if settings.OUTBOX_LEASE_SECONDS <= 0:
         raise ConfigError("OUTBOX_LEASE_SECONDS must be positive")
-    if settings.DB_POOL_SIZE <= 0 or settings.DB_STATEMENT_TIMEOUT_MS < 0:
-        raise ConfigError("DB_POOL_SIZE must be positive and DB_STATEMENT_TIMEOUT_MS 0 (off) or more")
+    if settings.DB_POOL_SIZE <= 0 or settings.DB_MAX_OVERFLOW < 0 \
+            or settings.DB_POOL_TIMEOUT_SECONDS <= 0:
+        raise ConfigError("DB_POOL_SIZE and DB_POOL_TIMEOUT_SECONDS must be positive, "
+                          "DB_MAX_OVERFLOW 0 or more")
+    for name in ("DB_STATEMENT_TIMEOUT_MS", "DB_LOCK_TIMEOUT_MS",
+                 "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name} must be 0 (off) or more milliseconds")
     if settings.SESSION_IDLE_MINUTES <= 0 or settings.SESSION_ABSOLUTE_HOURS <= 0:
         raise ConfigError("session timeouts must be positive")
     if settings.is_production:

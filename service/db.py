@@ -21,10 +21,24 @@ def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs["pool_size"] = settings.DB_POOL_SIZE
-        kwargs["max_overflow"] = settings.DB_POOL_SIZE
+        kwargs["max_overflow"] = settings.DB_MAX_OVERFLOW
+        # Wait this long for a free connection, then answer 503 (shorter than gunicorn's timeout,
+        # which would kill the worker instead).
+        kwargs["pool_timeout"] = settings.DB_POOL_TIMEOUT_SECONDS
+        # A connection the database (or a proxy, or a failover) dropped is replaced on checkout.
         kwargs["pool_pre_ping"] = True
+        kwargs["pool_recycle"] = 1800
         kwargs["connect_args"] = {
-            "options": f"-c statement_timeout={settings.DB_STATEMENT_TIMEOUT_MS}"
+            "application_name": "stepdown",
+            "connect_timeout": 10,
+            # A runaway statement, a wait on a row lock, or a transaction left open are ended by
+            # PostgreSQL, not left holding locks and connections.
+            "options": " ".join((
+                f"-c statement_timeout={settings.DB_STATEMENT_TIMEOUT_MS}",
+                f"-c lock_timeout={settings.DB_LOCK_TIMEOUT_MS}",
+                "-c idle_in_transaction_session_timeout="
+                f"{settings.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+            )),
         }
     engine = sa.create_engine(url, **kwargs)
     if url.startswith("sqlite"):

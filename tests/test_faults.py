@@ -272,6 +272,61 @@ def test_a_statement_past_the_timeout_is_cancelled_and_answered_503(app, app_con
         short.extensions["stepdown.engine"].dispose()
 
 
+@pytest.mark.postgres
+def test_every_connection_carries_the_timeouts_and_a_name(app, app_config):  # noqa: ARG001
+    tuned = create_app({**app_config, "DB_STATEMENT_TIMEOUT_MS": 1234, "DB_LOCK_TIMEOUT_MS": 567,
+                        "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": 8900})
+    try:
+        with tuned.extensions["stepdown.engine"].connect() as connection:
+            shown = {name: connection.execute(sa.text(f"SHOW {name}")).scalar() for name in (
+                "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+                "application_name")}
+    finally:
+        tuned.extensions["stepdown.engine"].dispose()
+    assert shown == {"statement_timeout": "1234ms", "lock_timeout": "567ms",
+                     "idle_in_transaction_session_timeout": "8900ms",
+                     "application_name": "stepdown"}
+
+
+@pytest.mark.postgres
+def test_an_exhausted_pool_answers_503_before_gunicorn_would_kill_the_worker(app, app_config,
+                                                                            demo):  # noqa: ARG001
+    small = create_app({**app_config, "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0,
+                        "DB_POOL_TIMEOUT_SECONDS": 1})
+    small.config["TESTING"] = True
+    engine = small.extensions["stepdown.engine"]
+    try:
+        coordinator = signed_in_client(small, "coordinator@demo.stepdown.test")
+        with engine.connect():  # a long request elsewhere in this process holds the only one
+            started = datetime.now(UTC)
+            response = coordinator.get("/api/v1/referrals?box=outbox")
+            waited = datetime.now(UTC) - started
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        assert timedelta(seconds=0.9) < waited < timedelta(seconds=5)
+        assert coordinator.get("/api/v1/referrals?box=outbox").status_code == 200
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_wait_on_a_locked_row_ends_at_the_lock_timeout_with_503(app, app_config, demo, db):  # noqa: ARG001
+    short = create_app({**app_config, "DB_LOCK_TIMEOUT_MS": 300})
+    short.config["TESTING"] = True
+    try:
+        coordinator = signed_in_client(short, "coordinator@demo.stepdown.test")
+        with db.get_bind().connect() as other:
+            # Another transaction (a migration, say) holds the referral table.
+            other.execute(sa.text("LOCK TABLE referral IN ACCESS EXCLUSIVE MODE"))
+            started = datetime.now(UTC)
+            response = coordinator.get("/api/v1/referrals?box=outbox")
+            waited = datetime.now(UTC) - started
+            other.rollback()
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        assert waited < timedelta(seconds=3)
+    finally:
+        short.extensions["stepdown.engine"].dispose()
+
+
 # ---- A worker killed mid-delivery (real processes) ------------------------------------------
 
 @pytest.fixture
