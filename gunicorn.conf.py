@@ -10,8 +10,20 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 worker_class = "sync" if threads == 1 else "gthread"
+# A request still running after this is killed with its worker. Keep DB_STATEMENT_TIMEOUT_MS and
+# DB_POOL_TIMEOUT_SECONDS below it, so the database or the pool ends a slow request first and
+# the client gets a 503 with Retry-After instead of a dropped connection.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = 30
+# On SIGTERM (a deploy, a scale-in) finish the requests in flight before exiting.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# Each worker builds the app, and so its own database pool, after the fork: connections are
+# never shared between processes.
+preload_app = False
+# Worker heartbeats on tmpfs where there is one: a slow or full disk must not make the arbiter
+# kill healthy workers.
+_TMPFS = "/dev/shm"  # noqa: S108 - gunicorn creates its heartbeat files there with mkstemp
+if os.path.isdir(_TMPFS):
+    worker_tmp_dir = _TMPFS
 keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = 200

@@ -154,7 +154,7 @@ def run_forever(session_factory, settings, *, idle_seconds: float = 2.0,
     while not should_stop():
         try:
             result = drain(session_factory, settings)
-        except sa.exc.OperationalError:
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError):
             log.warning("outbox worker: database unavailable; retrying")
             result = WorkerResult()
         if result.claimed == 0:
