@@ -347,19 +347,56 @@ def stalling_receiver():
         receiver.close()
 
 
-@pytest.mark.postgres
-def test_a_worker_killed_mid_delivery_is_replaced_and_the_message_goes_once_more(
-        app, db, demo, database_url, token_key_file, processes, stalling_receiver):  # noqa: ARG001
+def _webhook_message(db, url: str, now: datetime) -> OutboxMessage:
+    """A webhook for the demo EPR, due now by the real clock (the workers run on it)."""
     client = db.exec(select(ApiClient).where(ApiClient.client_id == "demo-epr")).one()
-    now = datetime.now(UTC)  # the workers run on the real clock
-    subscription = WebhookSubscription(api_client_id=client.id, url=stalling_receiver.url,
-                                       secret="s" * 32, is_active=True, created_at=now)
+    subscription = WebhookSubscription(api_client_id=client.id, url=url, secret="s" * 32,
+                                       is_active=True, created_at=now)
     db.add(subscription)
     db.flush()
     message = enqueue(db, channel="webhook", topic="referral.send",
                       recipient=subscription.url, payload={"resourceType": "Task"},
                       webhook_id=subscription.id, now=now - timedelta(seconds=1))
     db.commit()
+    return message
+
+
+@pytest.mark.postgres
+def test_a_worker_rides_out_the_database_going_away(app, db, demo, database_url,  # noqa: ARG001
+                                                    token_key_file, processes):
+    upstream = sa.engine.make_url(database_url)
+    proxy = TcpProxy((upstream.host or "127.0.0.1", upstream.port or 5432))
+    receiver = WebhookReceiver()
+    try:
+        worker_process = processes.worker("worker", service_env(
+            proxy.url_for(database_url), token_key_file))
+        wait_until(lambda: "outbox worker started" in processes.output(worker_process), 30,
+                   "the worker to start")
+        proxy.cut()
+        message = _webhook_message(db, receiver.url, datetime.now(UTC))
+        wait_until(lambda: "database unavailable" in processes.output(worker_process), 20,
+                   "the worker to notice")
+        assert worker_process.poll() is None, processes.output(worker_process)[-2000:]
+        assert receiver.deliveries == []
+        proxy.restore()
+
+        def sent():
+            db.expire_all()
+            return db.get(OutboxMessage, message.id).status == "sent"
+
+        wait_until(sent, 30, "the worker to deliver after the database came back", 0.2)
+        assert receiver.deliveries == [str(message.id)]
+    finally:
+        receiver.close()
+        processes.kill_all()
+        proxy.close()
+
+
+@pytest.mark.postgres
+def test_a_worker_killed_mid_delivery_is_replaced_and_the_message_goes_once_more(
+        app, db, demo, database_url, token_key_file, processes, stalling_receiver):  # noqa: ARG001
+    now = datetime.now(UTC)  # the workers run on the real clock
+    message = _webhook_message(db, stalling_receiver.url, now)
     env = service_env(database_url, token_key_file, OUTBOX_LEASE_SECONDS="3")
 
     first = processes.worker("worker-1", env)
