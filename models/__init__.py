@@ -3,7 +3,7 @@
 from models.audit import AuditEvent
 from models.base import metadata
 from models.flags import Flag, FlagEvent
-from models.flows import FlowMonth, ReferralFlow
+from models.flows import FlowDay, FlowMonth, ReferralFlow
 from models.journeys import Journey, JourneyMember
 from models.offers import Offer, OfferArea, OfferResponsibility
 from models.organisations import (
@@ -36,6 +36,7 @@ __all__ = [
     "Contact",
     "Flag",
     "FlagEvent",
+    "FlowDay",
     "FlowMonth",
     "IdempotencyRecord",
     "Journey",

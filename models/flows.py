@@ -167,25 +167,42 @@ class FlowMonth(SQLModel, table=True):
     n: int = Field(default=0)
 
 
+class FlowDay(SQLModel, table=True):
+    """The same counts by London date of sending: for the days of a month a report's
+    period only partly covers (a year from the 15th, say)."""
+
+    __tablename__ = "flow_day"
+
+    sent_on: date = Field(primary_key=True)
+    referring_team_id: int = Field(foreign_key="team.id", primary_key=True,
+                                   sa_column_kwargs={"autoincrement": False})
+    offer_id: int = Field(foreign_key="offer.id", primary_key=True,
+                          sa_column_kwargs={"autoincrement": False})
+    measure: str = Field(primary_key=True, max_length=20)
+    a: str = Field(primary_key=True, max_length=100)
+    b: str = Field(primary_key=True, max_length=40)
+    sent_month: int  # YYYYMM of sent_on, for the trend by month
+    n: int = Field(default=0)
+
+
 EQUALITY_FIELDS = ("borough", "sex", "ethnic_category", "age_band")
 
 
-def flow_cells(row: dict) -> list[tuple[int, int, int, str, str, str]]:
-    """The FlowMonth keys one flow row counts in (the same as the SQL of
-    service.flows.facts.CELLS_SQL, which a test holds it to)."""
-    prefix = (row["sent_month"], row["referring_team_id"], row["offer_id"])
+def flow_cells(row: dict) -> list[tuple[str, str, str]]:
+    """The (measure, a, b) cells one flow row counts in, by month and by day (the same as
+    the SQL of service.flows.facts.cells_sql, which a test holds it to)."""
     outcome = row["outcome"]
     accepted = outcome in ACCEPTED_OUTCOMES
-    cells = [(*prefix, "outcome", outcome, row["reason"] or "")]
+    cells = [("outcome", outcome, row["reason"] or "")]
     if accepted:
-        cells.append((*prefix, "accepted", "contacted" if row["contacted"] else "not-contacted",
+        cells.append(("accepted", "contacted" if row["contacted"] else "not-contacted",
                       "waitlist" if row["waitlist"] else "no-waitlist"))
     target = outcome not in ("awaiting", "withdrawn")
     if row["decision_days"] is not None or target:
         days = "" if row["decision_days"] is None else str(row["decision_days"])
-        cells.append((*prefix, "decision_days", days, "target" if target else ""))
+        cells.append(("decision_days", days, "target" if target else ""))
     if row["contact_days"] is not None:
-        cells.append((*prefix, "contact_days", str(row["contact_days"]), ""))
+        cells.append(("contact_days", str(row["contact_days"]), ""))
     decision = "accepted" if accepted else "not-accepted"
-    cells += [(*prefix, field, row[field], decision) for field in EQUALITY_FIELDS]
+    cells += [(field, row[field], decision) for field in EQUALITY_FIELDS]
     return cells

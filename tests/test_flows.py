@@ -11,13 +11,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from models import Alliance, FlowMonth
+from models import Alliance, FlowDay, FlowMonth
 from models.flows import FlowInputs, flow_values
 from models.working_days import working_days_between
 from service.flows import operations as ops
 from service.flows import queries
 from service.flows.calendar import london_midnight_utc
-from service.flows.facts import rebuild_flow_months, refresh_flows
+from service.flows.facts import rebuild_flow_counts, refresh_flows
 from tests.conftest import ON_POSTGRES
 from tests.flows_factories import seed_flows
 
@@ -220,7 +220,7 @@ def test_window_percentiles_equal_percentile_cont(app, db, demo, clock, seeded):
     assert cont == window
 
 
-def test_whole_months_come_from_monthly_counts_and_cut_months_from_flow_rows():
+def test_whole_months_come_from_monthly_counts_and_cut_months_from_daily_counts():
     as_of = datetime(2027, 1, 4, 9, tzinfo=UTC)
     q4 = queries.Window(1, "offer", Q4, (date(2026, 7, 1), date(2026, 9, 30)), as_of)
     assert q4.split(Q4) == ([202610, 202611, 202612], [])
@@ -236,7 +236,8 @@ def test_whole_months_come_from_monthly_counts_and_cut_months_from_flow_rows():
     params = queries.parameters(cut)
     assert [params[f"d{i}_lo"] for i in range(3)] == [
         date(2026, 10, 15), date(2026, 7, 31), date(2026, 10, 1)]
-    assert "referral_flow" in queries.counts_sql("sqlite", cut)
+    assert "flow_day" in queries.counts_sql("sqlite", cut)
+    assert "referral_flow" not in queries.counts_sql("sqlite", cut)
     assert "percentile_cont" in queries.times_sql("postgresql", q4, "percentile_cont")
     assert "percentile_cont" not in queries.times_sql("sqlite", q4)
 
@@ -245,7 +246,7 @@ def test_whole_months_come_from_monthly_counts_and_cut_months_from_flow_rows():
                                     (date(2026, 11, 16), date(2026, 12, 31)),
                                     (date(2026, 12, 7), date(2026, 12, 9))])
 @pytest.mark.parametrize("group", ["offer", "team"])
-def test_monthly_counts_give_the_same_figures_as_the_flow_rows(app, db, demo, clock, seeded,
+def test_counts_give_the_same_figures_as_the_flow_rows(app, db, demo, clock, seeded,
                                                                period, group):
     alliance = db.get(Alliance, demo["alliance"].id)
 
@@ -261,15 +262,19 @@ def test_monthly_counts_give_the_same_figures_as_the_flow_rows(app, db, demo, cl
     assert from_months == from_rows
 
 
-def test_monthly_counts_kept_on_write_equal_a_recount(db, seeded):
+def test_counts_kept_on_write_equal_a_recount(db, seeded):
     def counts():
-        return sorted(db.exec(select(FlowMonth.sent_month, FlowMonth.referring_team_id,
-                                     FlowMonth.offer_id, FlowMonth.measure, FlowMonth.a,
-                                     FlowMonth.b, FlowMonth.n)).all())
+        return (sorted(db.exec(select(FlowMonth.sent_month, FlowMonth.referring_team_id,
+                                      FlowMonth.offer_id, FlowMonth.measure, FlowMonth.a,
+                                      FlowMonth.b, FlowMonth.n)).all()),
+                sorted(db.exec(select(FlowDay.sent_on, FlowDay.sent_month,
+                                      FlowDay.referring_team_id, FlowDay.offer_id,
+                                      FlowDay.measure, FlowDay.a, FlowDay.b, FlowDay.n)).all()))
 
     kept = counts()
-    assert len(kept) > 50 and all(n > 0 for *_, n in kept)
-    rebuild_flow_months(db)
+    for table in kept:
+        assert len(table) > 50 and all(n > 0 for *_, n in table)
+    rebuild_flow_counts(db)
     assert counts() == kept
     # One more change moves the counts as a recount would.
     r1 = seeded.referrals["r18"]
@@ -279,5 +284,5 @@ def test_monthly_counts_kept_on_write_equal_a_recount(db, seeded):
     db.flush()
     refresh_flows(db, [r1.id])
     kept = counts()
-    rebuild_flow_months(db)
+    rebuild_flow_counts(db)
     assert counts() == kept

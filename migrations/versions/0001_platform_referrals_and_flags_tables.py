@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 08:27:00.200986
+Create Date: 2026-11-26 08:30:55.374082
 """
 from alembic import op
 import sqlalchemy as sa
@@ -269,6 +269,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_consent_organisation_id'), ['organisation_id'], unique=False)
         batch_op.create_index('ix_consent_person_org', ['person_id', 'organisation_id'], unique=False)
 
+    op.create_table('flow_day',
+    sa.Column('sent_on', sa.Date(), nullable=False),
+    sa.Column('referring_team_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('offer_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('measure', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('a', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('b', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('sent_month', sa.Integer(), nullable=False),
+    sa.Column('n', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['offer_id'], ['offer.id'], name=op.f('fk_flow_day_offer_id_offer')),
+    sa.ForeignKeyConstraint(['referring_team_id'], ['team.id'], name=op.f('fk_flow_day_referring_team_id_team')),
+    sa.PrimaryKeyConstraint('sent_on', 'referring_team_id', 'offer_id', 'measure', 'a', 'b', name=op.f('pk_flow_day'))
+    )
     op.create_table('flow_month',
     sa.Column('sent_month', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('referring_team_id', sa.Integer(), autoincrement=False, nullable=False),
@@ -697,6 +710,7 @@ def downgrade() -> None:
 
     op.drop_table('journey')
     op.drop_table('flow_month')
+    op.drop_table('flow_day')
     with op.batch_alter_table('consent', schema=None) as batch_op:
         batch_op.drop_index('ix_consent_person_org')
         batch_op.drop_index(batch_op.f('ix_consent_organisation_id'))

@@ -13,11 +13,12 @@ What moves a row, and who calls `refresh_flows`:
 A referral that was never sent has no row. Rows are rewritten from the referral's current
 state, so calling this again is always safe.
 
-The monthly counts (models.flows.FlowMonth) move with the rows: the cells of the old rows
-are taken away and those of the new rows added, as one upsert of the net changes in key
-order (so two transactions lock shared counts in the same order), and counts that reach
-zero are deleted. `rebuild_flow_months` recounts them all from the rows in SQL (after a bulk
-load, or to repair); `CELLS_SQL` is the same expansion as models.flows.flow_cells.
+The monthly and daily counts (models.flows.FlowMonth, FlowDay) move with the rows: the
+cells of the old rows are taken away and those of the new rows added, as one upsert of the
+net changes per table in key order (so two transactions lock shared counts in the same
+order), and counts that reach zero are deleted. `rebuild_flow_counts` recounts them all from
+the rows in SQL (after a bulk load, or to repair); `cells_sql` is the same expansion as
+models.flows.flow_cells.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models import Contact, FlowMonth, Person, Referral, ReferralEvent, ReferralFlow, Team
+from models import Contact, FlowDay, FlowMonth, Person, Referral, ReferralEvent, ReferralFlow, Team
 from models.flows import ACCEPTED_OUTCOMES, EQUALITY_FIELDS, FlowInputs, flow_cells, flow_values
 
 PERSON_FIELDS = frozenset({"borough", "sex", "ethnic_category", "date_of_birth"})
@@ -65,32 +66,48 @@ def _rows(db: Session, ids: list[int]) -> list[dict]:
     return rows
 
 
-_KEY = ("sent_month", "referring_team_id", "offer_id", "measure", "a", "b")
+_TAIL = ("referring_team_id", "offer_id", "measure", "a", "b")
 
 
-def _move_counts(db: Session, old: list[dict], new: list[dict]) -> None:
-    delta: dict[tuple, int] = {}
-    for rows, sign in ((old, -1), (new, 1)):
-        for row in rows:
-            for cell in flow_cells(row):
-                delta[cell] = delta.get(cell, 0) + sign
-    changes = [dict(zip(_KEY, cell, strict=True), n=n) for cell, n in sorted(delta.items()) if n]
-    if not changes:
-        return
-    table = FlowMonth.__table__
+def _upsert(db: Session, model, period: str, changes: list[dict]) -> None:
+    """Add each change's n to its count (inserting it if new), then drop counts now zero."""
+    table = model.__table__
     if db.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     upsert = insert(table)
-    db.exec(upsert.on_conflict_do_update(index_elements=list(_KEY),
+    db.exec(upsert.on_conflict_do_update(index_elements=[period, *_TAIL],
                                          set_={"n": table.c.n + upsert.excluded.n}),
             params=changes)
-    months = {(c["sent_month"], c["referring_team_id"], c["offer_id"]) for c in changes}
-    db.exec(sa.delete(FlowMonth).where(
-        FlowMonth.n == 0,
-        sa.tuple_(FlowMonth.sent_month, FlowMonth.referring_team_id, FlowMonth.offer_id)
-        .in_(sorted(months))).execution_options(synchronize_session=False))
+    touched = sorted({(c[period], c["referring_team_id"], c["offer_id"]) for c in changes})
+    db.exec(sa.delete(model).where(
+        table.c.n == 0,
+        sa.tuple_(table.c[period], table.c.referring_team_id, table.c.offer_id).in_(touched))
+        .execution_options(synchronize_session=False))
+
+
+def _move_counts(db: Session, old: list[dict], new: list[dict]) -> None:
+    """Take the old rows' cells away and add the new rows', by month and by day."""
+    by_day: dict[tuple, int] = {}
+    for rows, sign in ((old, -1), (new, 1)):
+        for row in rows:
+            for cell in flow_cells(row):
+                key = (row["sent_on"], row["sent_month"], row["referring_team_id"],
+                       row["offer_id"], *cell)
+                by_day[key] = by_day.get(key, 0) + sign
+    by_month: dict[tuple, int] = {}
+    for (_day, month, *tail), n in by_day.items():
+        by_month[(month, *tail)] = by_month.get((month, *tail), 0) + n
+    # In key order, so two transactions take the locks on shared counts in the same order.
+    months = [dict(zip(("sent_month", *_TAIL), key, strict=True), n=n)
+              for key, n in sorted(by_month.items()) if n]
+    days = [dict(zip(("sent_on", "sent_month", *_TAIL), key, strict=True), n=n)
+            for key, n in sorted(by_day.items()) if n]
+    if months:
+        _upsert(db, FlowMonth, "sent_month", months)
+    if days:
+        _upsert(db, FlowDay, "sent_on", days)
 
 
 def refresh_flows(db: Session, referral_ids: Iterable[int]) -> None:
@@ -151,14 +168,17 @@ def cells_sql(dialect: str, where: str, extra: str = "") -> str:
     return "\nUNION ALL ".join(parts)
 
 
-def rebuild_flow_months(db: Session) -> None:
-    """Recount every monthly count from the flow rows, in SQL."""
+def rebuild_flow_counts(db: Session) -> None:
+    """Recount every monthly and daily count from the flow rows, in SQL."""
     dialect = db.get_bind().dialect.name
-    db.exec(sa.delete(FlowMonth).execution_options(synchronize_session=False))
-    key = "sent_month, referring_team_id, offer_id, measure, a, b"
-    recount = (f"INSERT INTO flow_month ({key}, n) SELECT {key}, COUNT(*) "  # noqa: S608 -- constants only
-               f"FROM ({cells_sql(dialect, '1 = 1')}) cells GROUP BY {key}")
-    db.exec(sa.text(recount))
+    cells = cells_sql(dialect, "1 = 1", ", f.sent_on")
+    tail = "referring_team_id, offer_id, measure, a, b"
+    for model, key, extra in ((FlowMonth, "sent_month", ""), (FlowDay, "sent_on", ", sent_month")):
+        db.exec(sa.delete(model).execution_options(synchronize_session=False))
+        recount = (f"INSERT INTO {model.__tablename__} ({key}, {tail}{extra}, n) "  # noqa: S608 -- constants only
+                   f"SELECT {key}, {tail}{extra}, COUNT(*) FROM ({cells}) cells "
+                   f"GROUP BY {key}, {tail}{extra}")
+        db.exec(sa.text(recount))
 
 
 def on_status_change(db: Session, referral: Referral, event: ReferralEvent) -> None:  # noqa: ARG001
@@ -171,3 +191,6 @@ def register_listener() -> None:
 
     if on_status_change not in STATUS_LISTENERS:
         STATUS_LISTENERS.append(on_status_change)
+
+
+rebuild_flow_months = rebuild_flow_counts  # its first name, still used by bulk loaders

@@ -8,10 +8,11 @@ rows ``(measure, period, a, b, c, n)`` -- already summed in SQL, including the t
 percentiles. Journeys (safety net) and flags have their own small statements.
 
 Referrals are counted from ``cells``: the monthly counts of models.flows.FlowMonth for the
-whole London months of each period, plus the same cells worked out from the flow rows
-(service.flows.facts.cells_sql) for the days of a month the period only partly covers. A
-one-year report of whole months so reads a few thousand counts, however many referrals
-there are. ``ck`` names each cell's referring group and receiving unit for the grouping
+whole London months of each period, plus the daily counts of FlowDay for the days of a
+month the period only partly covers. A one-year report so reads a few thousand to a few
+tens of thousands of counts, however many referrals there are. (``Window(months=False)``
+works the same cells out from every flow row instead, with service.flows.facts.cells_sql:
+the tests hold the counts to it.) ``ck`` names each cell's referring group and receiving unit for the grouping
 asked for and keeps the alliance's own; every count is then a small GROUP BY of ``ck``.
 
 Times are whole working days, so medians and 90th percentiles come from histograms
@@ -99,7 +100,13 @@ def _cells_cte(dialect: str, window: Window) -> str:
             f"c.sent_month, c.referring_team_id, c.offer_id, c.measure, c.a, c.b, c.n "
             f"FROM flow_month c WHERE c.sent_month IN ({months})")
     days = cur_days + prev_days
-    if days:
+    if days and window.months:
+        where = " OR ".join(f"d.sent_on BETWEEN :d{i}_lo AND :d{i}_hi" for i in range(len(days)))
+        parts.append(
+            "SELECT CASE WHEN d.sent_on >= :current_from THEN 'current' ELSE 'previous' END "
+            "AS period, d.sent_month, d.referring_team_id, d.offer_id, d.measure, d.a, d.b, d.n "
+            f"FROM flow_day d WHERE {where}")
+    elif days:  # every referral from its flow row: the reference the tests compare to
         where = " OR ".join(f"f.sent_on BETWEEN :d{i}_lo AND :d{i}_hi" for i in range(len(days)))
         parts.append(
             "SELECT CASE WHEN e.sent_on >= :current_from THEN 'current' ELSE 'previous' END "
