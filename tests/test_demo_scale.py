@@ -211,8 +211,8 @@ def test_postgres_sequences_continue_after_the_copied_ids(scaled, db):
         assert following > highest, table
 
 
-def test_flow_rows_and_monthly_counts_are_the_ones_the_app_would_keep(scaled, db):
-    from models import FlowMonth, ReferralFlow
+def test_flow_rows_and_counts_are_the_ones_the_app_would_keep(scaled, db):
+    from models import FlowDay, FlowMonth, ReferralFlow
     from service.flows.facts import refresh_all_flows
 
     def flow_rows():
@@ -220,13 +220,15 @@ def test_flow_rows_and_monthly_counts_are_the_ones_the_app_would_keep(scaled, db
                 for row in db.exec(select(ReferralFlow)).all()}
 
     def monthly_counts():
-        return sorted(tuple(row.model_dump().items()) for row in db.exec(select(FlowMonth)))
+        return [sorted(tuple(row.model_dump().items()) for row in db.exec(select(model)))
+                for model in (FlowMonth, FlowDay)]
 
     generated, counts = flow_rows(), monthly_counts()
     assert len(generated) == db.scalar(sa.select(sa.func.count()).select_from(Referral)
                                        .where(Referral.sent_at.is_not(None)))
-    assert sum(dict(row)["n"] for row in counts if dict(row)["measure"] == "outcome") == len(
-        generated)
+    for table in counts:
+        assert sum(dict(row)["n"] for row in table if dict(row)["measure"] == "outcome") == len(
+            generated)
     refresh_all_flows(db)  # rewrites every row and moves the monthly counts with them
     db.flush()
     db.expire_all()

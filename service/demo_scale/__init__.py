@@ -9,9 +9,9 @@ referral events, contacts, notes and flags consistent with each referral's story
 (service.demo_scale.stories).
 
 Rows are generated and written in chunks of about CHUNK_REFERRALS referrals, so memory stays
-flat whatever N is: psycopg COPY on PostgreSQL (then the id sequences are moved past the
-generated ids, the flows report's monthly counts rebuilt from the flow rows and the tables
-analysed), multi-row executemany on SQLite. Everything is one
+flat whatever N is: psycopg COPY on PostgreSQL, multi-row executemany on SQLite. Then the
+flows report's monthly and daily counts are rebuilt from the flow rows, the id sequences
+moved past the generated ids (PostgreSQL) and the tables analysed. Everything is one
 transaction: it is loaded completely or not at all. It refuses to run twice on one database
 (`AlreadyGenerated`): the generated NHS numbers and names would collide, and a benchmark wants
 a known size. The same seed and `as_of` give the same rows. No audit events or outbox messages
@@ -31,7 +31,7 @@ from models import Organisation
 from service.demo_scale.alliance import MARKER_ODS_CODE, build_alliance
 from service.demo_scale.bulk import writer_for
 from service.demo_scale.stories import EXPLICIT_IDS, TABLES, FastRandom, StoryTeller
-from service.flows.facts import rebuild_flow_months
+from service.flows.facts import rebuild_flow_counts
 
 __all__ = ["CHUNK_REFERRALS", "AlreadyGenerated", "ScaleSummary", "generate"]
 
@@ -97,7 +97,7 @@ def generate(engine: sa.Engine, n: int, *, seed: int = 1, as_of: datetime | None
             del rows
             if progress is not None:
                 progress(made)
-        rebuild_flow_months(db)  # the flows report's monthly counts, from the flow rows
-        writer.finish(EXPLICIT_IDS, (*TABLES, "flow_month"))
+        rebuild_flow_counts(db)  # the flows report's monthly and daily counts, from the rows
+        writer.finish(EXPLICIT_IDS, (*TABLES, "flow_month", "flow_day"))
         db.commit()
     return summary
