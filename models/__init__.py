@@ -5,7 +5,7 @@ from models.base import metadata
 from models.flags import Flag, FlagEvent
 from models.flows import FlowDay, FlowMonth, ReferralFlow
 from models.journeys import Journey, JourneyMember
-from models.offers import Offer, OfferArea, OfferResponsibility
+from models.offers import Offer, OfferArea, OfferCapacityChange, OfferResponsibility
 from models.organisations import (
     Alliance,
     AllianceManager,
@@ -46,6 +46,7 @@ __all__ = [
     "Note",
     "Offer",
     "OfferArea",
+    "OfferCapacityChange",
     "OfferResponsibility",
     "Organisation",
     "OrganisationResponsibility",

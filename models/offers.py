@@ -59,3 +59,21 @@ class OfferResponsibility(SQLModel, table=True):
 
     offer_id: int = Field(foreign_key="offer.id", primary_key=True)
     responsibility_code: str = Field(foreign_key="responsibility.code", primary_key=True)
+
+
+class OfferCapacityChange(SQLModel, table=True):
+    """An offer's capacity from a moment on: written when the offer is created and whenever
+    its capacity changes, so the flows report can say how long each offer spent taking
+    referrals, on a waiting list or full over a period (not only how it is now)."""
+
+    __tablename__ = "offer_capacity_change"
+    __table_args__ = (
+        sa.CheckConstraint(in_list("capacity", CAPACITY), name="capacity"),
+        sa.Index("ix_offer_capacity_change_offer_at", "offer_id", "changed_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    offer_id: int = Field(foreign_key="offer.id")
+    capacity: str = Field(max_length=20)
+    waitlist_weeks: int | None = Field(default=None)
+    changed_at: datetime = Field(sa_type=UTCDateTime)

@@ -20,6 +20,7 @@ from models import (
     Flag,
     Journey,
     Offer,
+    OfferCapacityChange,
     Organisation,
     Person,
     Referral,
@@ -83,10 +84,17 @@ def make_journey(db, person: Person, team: Team, *, discharged_on: date | None =
 
 
 def make_offer(db, org: Organisation, name: str, *, target: int, capacity: str = "capacity",
-               waitlist_weeks: int | None = None) -> Offer:
+               waitlist_weeks: int | None = None,
+               history: tuple[tuple[datetime, str], ...] | None = None) -> Offer:
+    """An offer with its capacity changes (by default: its capacity since 1 January 2026)."""
     offer = Offer(organisation_id=org.id, name=name, response_target_days=target,
                   capacity=capacity, waitlist_weeks=waitlist_weeks)
     db.add(offer)
+    db.flush()
+    for when, status in history or ((at(2026, 1, 1, 0), capacity),):
+        db.add(OfferCapacityChange(offer_id=offer.id, capacity=status, changed_at=when,
+                                   waitlist_weeks=waitlist_weeks if status == "waitlist"
+                                   else None))
     db.flush()
     return offer
 
@@ -222,9 +230,13 @@ def seed_flows(db, demo) -> Seeded:
     seeded = Seeded()
     seeded.offers = {
         _A: make_offer(db, orgs["vcse-a"], "Peer mentoring", target=5),
+        # Taking referrals until a waiting list from Monday 16 November.
         _B: make_offer(db, orgs["vcse-b"], "Resilience group", target=2, capacity="waitlist",
-                       waitlist_weeks=6),
-        _C: make_offer(db, orgs["vcse-c"], "Work coaching", target=10, capacity="no-capacity"),
+                       waitlist_weeks=6, history=((at(2026, 1, 1, 0), "capacity"),
+                                                  (at(2026, 11, 16, 0), "waitlist"))),
+        # Its capacity recorded only from 1 December.
+        _C: make_offer(db, orgs["vcse-c"], "Work coaching", target=10, capacity="no-capacity",
+                       history=((at(2026, 12, 1, 0), "no-capacity"),)),
     }
     n = 0
     for spec in CURRENT + PREVIOUS:

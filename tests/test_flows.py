@@ -178,6 +178,16 @@ def test_every_figure_against_hand_computed_values(app, db, demo, clock, seeded)
     assert capacity == {"Peer mentoring": ("capacity", None, 1),
                         "Resilience group": ("waitlist", 6, 0),
                         "Work coaching": ("no-capacity", None, 0)}
+    # Days at each capacity, this period (1 Oct 00:00 London = 30 Sep 23:00 UTC, to 1 Jan)
+    # and the previous one: the hour the clocks go back is in Q4.
+    days = {o["name"]: {status: (d["current"], d["previous"]) for status, d in o["days"].items()}
+            for o in r["capacity"]}
+    assert days["Peer mentoring"] == {"capacity": (92.0, 92.0), "waitlist": (0.0, 0.0),
+                                      "no-capacity": (0.0, 0.0), "not-recorded": (0.0, 0.0)}
+    assert days["Resilience group"] == {"capacity": (46.0, 92.0), "waitlist": (46.0, 0.0),
+                                        "no-capacity": (0.0, 0.0), "not-recorded": (0.0, 0.0)}
+    assert days["Work coaching"] == {"capacity": (0.0, 0.0), "waitlist": (0.0, 0.0),
+                                     "no-capacity": (31.0, 0.0), "not-recorded": (61.0, 92.0)}
 
     # Equality: sent / accepted by borough, age band (age on the day sent), sex, ethnicity.
     def table(dim):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 08:30:55.374082
+Create Date: 2026-11-26 08:34:45.019848
 """
 from alembic import op
 import sqlalchemy as sa
@@ -353,6 +353,19 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['offer_id'], ['offer.id'], name=op.f('fk_offer_area_offer_id_offer')),
     sa.PrimaryKeyConstraint('offer_id', 'area', name=op.f('pk_offer_area'))
     )
+    op.create_table('offer_capacity_change',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('offer_id', sa.Integer(), nullable=False),
+    sa.Column('capacity', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('waitlist_weeks', sa.Integer(), nullable=True),
+    sa.Column('changed_at', models.types.UTCDateTime(), nullable=False),
+    sa.CheckConstraint("capacity IN ('capacity', 'waitlist', 'no-capacity')", name=op.f('ck_offer_capacity_change_capacity')),
+    sa.ForeignKeyConstraint(['offer_id'], ['offer.id'], name=op.f('fk_offer_capacity_change_offer_id_offer')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_offer_capacity_change'))
+    )
+    with op.batch_alter_table('offer_capacity_change', schema=None) as batch_op:
+        batch_op.create_index('ix_offer_capacity_change_offer_at', ['offer_id', 'changed_at'], unique=False)
+
     op.create_table('offer_responsibility',
     sa.Column('offer_id', sa.Integer(), nullable=False),
     sa.Column('responsibility_code', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -695,6 +708,10 @@ def downgrade() -> None:
     op.drop_table('journey_member')
     op.drop_table('person_need')
     op.drop_table('offer_responsibility')
+    with op.batch_alter_table('offer_capacity_change', schema=None) as batch_op:
+        batch_op.drop_index('ix_offer_capacity_change_offer_at')
+
+    op.drop_table('offer_capacity_change')
     op.drop_table('offer_area')
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_membership_user_id'))

@@ -29,7 +29,14 @@ from sqlmodel import Session, select
 
 from models import Alliance, AllianceManager, AllianceMember, Offer, Organisation, Team
 from models.flows import NOT_RECORDED
-from models.vocab import CANCEL_REASONS, DECLINE_REASONS, FAIL_REASONS, FLAG_TRIGGERS, URGENCIES
+from models.vocab import (
+    CANCEL_REASONS,
+    CAPACITY,
+    DECLINE_REASONS,
+    FAIL_REASONS,
+    FLAG_TRIGGERS,
+    URGENCIES,
+)
 from service import clock
 from service.auth import permissions as perm
 from service.auth.principal import Principal
@@ -371,6 +378,8 @@ def _tidy_rows(report: dict) -> list[dict]:
         for point in report["trend"][period]:
             add("trend", "sent", point["month"], "", {period: point["value"]}, (period,))
     for offer in report["capacity"]:
+        for status, by_period in offer["days"].items():
+            add("capacity", f"days:{status}", offer["name"], "", by_period)
         if offer["waitlisted"] is None:
             continue
         rows.append({"section": "capacity", "measure": "waitlisted", "row": offer["name"],
@@ -492,10 +501,12 @@ def build_report(db: Session, window: Window, alliance: Alliance,
         "total": f("flags", ALL, ALL),
         "acknowledgement": ack,
     }
+    days = _capacity_days(db, window)
     for offer in capacity:
         # Waitlisted referrals per offer (units are organisations when grouped by them).
         by_offer = window.group != "organisation" and offer["offer"] in units
         offer["waitlisted"] = f("waitlist", offer["offer"], "waitlist") if by_offer else None
+        offer["days"] = days(offer["offer"])
     report["capacity"] = capacity
 
     equality = {}
@@ -516,6 +527,28 @@ def build_report(db: Session, window: Window, alliance: Alliance,
         for period in PERIODS
     }
     return report
+
+
+def _capacity_days(db: Session, window: Window):
+    """offer -> {capacity: {period: days}} over each period (CAPACITY and 'not-recorded').
+
+    Offers are services, not people: their days are not suppressed."""
+    params = queries.parameters(window)
+    length = {"current": max(0.0, (params["end_at"] - params["current_lo"]).total_seconds()),
+              "previous": (params["current_lo"] - params["lo"]).total_seconds()}
+    seconds: dict[tuple[str, str, str], float] = {}
+    for offer, period, status, spent in queries.run_capacity(db, window):
+        seconds[(offer, period, status)] = spent
+
+    def days(offer: str) -> dict:
+        out = {status: {p: round(seconds.get((offer, p, status), 0.0) / 86400, 1)
+                        for p in PERIODS} for status in CAPACITY}
+        out[NOT_RECORDED] = {p: round(max(0.0, length[p] - sum(
+            seconds.get((offer, p, status), 0.0) for status in CAPACITY)) / 86400, 1)
+            for p in PERIODS}
+        return out
+
+    return days
 
 
 def _sum_published(figs: list[dict]) -> dict:

@@ -298,6 +298,43 @@ UNION ALL SELECT measure, period, '{ALL}', '{ALL}', '', SUM(n) FROM grouped
 """
 
 
+def capacity_sql(dialect: str) -> str:
+    """Seconds each offer of the alliance spent at each capacity in each period, from its
+    capacity changes (a change holds until the next one; time before the first is not
+    recorded, time after the report was made not counted)."""
+    if dialect == "sqlite":
+        start, end = "MAX(s.since, p.lo)", "MIN(COALESCE(s.until, :end_at), p.hi)"
+        seconds = f"(julianday({end}) - julianday({start})) * 86400"
+    else:
+        start, end = "GREATEST(s.since, p.lo)", "LEAST(COALESCE(s.until, :end_at), p.hi)"
+        seconds = f"EXTRACT(EPOCH FROM ({end} - {start}))"
+    return f"""
+WITH members AS (SELECT organisation_id FROM alliance_member WHERE alliance_id = :alliance_id),
+spans AS (
+    SELECT c.offer_id, c.capacity, c.changed_at AS since,
+           LEAD(c.changed_at) OVER (PARTITION BY c.offer_id ORDER BY c.changed_at, c.id)
+               AS until
+    FROM offer_capacity_change c JOIN offer o ON o.id = c.offer_id
+    WHERE o.organisation_id IN (SELECT organisation_id FROM members)
+),
+periods AS (
+    SELECT 'current' AS period, :current_lo AS lo, :end_at AS hi
+    UNION ALL SELECT 'previous', :lo, :current_lo
+)
+SELECT s.offer_id, p.period, s.capacity, SUM({seconds}) AS seconds
+FROM spans s JOIN periods p
+  ON p.lo < p.hi AND s.since < p.hi AND COALESCE(s.until, :end_at) > p.lo
+GROUP BY s.offer_id, p.period, s.capacity
+"""
+
+
+def run_capacity(db: Session, window: Window) -> list[tuple[str, str, str, float]]:
+    """(offer, period, capacity, seconds) for the alliance's offers."""
+    dialect = db.get_bind().dialect.name
+    rows = db.execute(_bind(capacity_sql(dialect), window)).all()
+    return [(str(o), p, c, float(s)) for o, p, c, s in rows]
+
+
 def parameters(window: Window) -> dict:
     cur_from, cur_to = window.current
     prev_from, _ = window.previous
@@ -310,6 +347,9 @@ def parameters(window: Window) -> dict:
         "current_to": cur_to,
         "previous_from": prev_from,
         "as_of": window.as_of.astimezone(UTC).replace(tzinfo=None),
+        # The current period is only counted up to when the report is made.
+        "end_at": min(london_midnight_utc(cur_to + timedelta(days=1)),
+                      window.as_of.astimezone(UTC).replace(tzinfo=None)),
         # The runs of days counted from flow rows, in the order _cells_cte numbers them.
         **{f"d{i}_{end}": day
            for i, run in enumerate(window.split(window.current)[1]

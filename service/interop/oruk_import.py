@@ -37,7 +37,7 @@ from models.vocab import OFFER_STATUSES
 from service import clock
 from service.audit import operations as audit
 from service.interop.oruk import RESPONSIBILITY_TAXONOMY
-from service.offers.operations import normalise_area
+from service.offers.operations import normalise_area, record_capacity
 
 MAX_PAGES = 10_000
 FETCH_TIMEOUT = 30
@@ -333,6 +333,7 @@ def _apply(db: Session, organisation: Organisation, mapped: MappedOffer, now) ->
                       created_at=now, updated_at=now, **mapped.values)
         db.add(offer)
         db.flush()
+        record_capacity(db, offer, now)
         current_areas: set[str] = set()
         current_resps: set[str] = set()
     else:

@@ -9,7 +9,14 @@ from collections import defaultdict
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models import Offer, OfferArea, OfferResponsibility, Organisation, Responsibility
+from models import (
+    Offer,
+    OfferArea,
+    OfferCapacityChange,
+    OfferResponsibility,
+    Organisation,
+    Responsibility,
+)
 from service import clock
 from service.audit import operations as audit
 from service.auth import permissions as perm
@@ -154,6 +161,13 @@ def _set_responsibilities(db: Session, offer: Offer, codes: list[str]) -> None:
         db.add(OfferResponsibility(offer_id=offer.id, responsibility_code=code))
 
 
+def record_capacity(db: Session, offer: Offer, at) -> None:
+    """Note the offer's capacity from `at` on (at creation and on every change), for the
+    flows report's time at each capacity."""
+    db.add(OfferCapacityChange(offer_id=offer.id, capacity=offer.capacity,
+                               waitlist_weeks=offer.waitlist_weeks, changed_at=at))
+
+
 def create_offer(db: Session, actor: Principal, data: dict) -> dict:
     actor.require(perm.OFFERS_MANAGE)
     organisation = db.get(Organisation, actor.organisation_id) if actor.organisation_id else None
@@ -170,6 +184,7 @@ def create_offer(db: Session, actor: Principal, data: dict) -> dict:
     _check_fields(offer)
     db.add(offer)
     db.flush()
+    record_capacity(db, offer, now)
     _set_areas(db, offer, areas)
     _set_responsibilities(db, offer, codes)
     db.flush()
@@ -205,6 +220,7 @@ def update_offer(db: Session, actor: Principal, offer_id: int, data: dict, *,
     if "responsibilities" in data:
         codes = _check_responsibilities(db, data.pop("responsibilities"))
     areas = data.pop("areas", None)
+    capacity_before = (offer.capacity, offer.waitlist_weeks)
     for name, value in data.items():
         if name in _SCALAR_FIELDS:
             setattr(offer, name, value)
@@ -216,6 +232,8 @@ def update_offer(db: Session, actor: Principal, offer_id: int, data: dict, *,
     offer.version += 1
     offer.updated_at = clock.now()
     db.add(offer)
+    if (offer.capacity, offer.waitlist_weeks) != capacity_before:
+        record_capacity(db, offer, offer.updated_at)
     db.flush()
     audit.record(db, actor, "update", "offer", offer.id)
     return _shape([offer], db)[0]

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from models import Consent, Offer, OfferArea, OfferResponsibility, Person, PersonNeed
 from models.nhs_number import normalise_nhs_number
 from service import clock
+from service.offers.operations import record_capacity
 
 # (org key, name, description, min age, max age, eligibility, areas, responsibilities,
 #  capacity, waitlist weeks, response target days, status, assured)
@@ -125,6 +126,7 @@ def _offer(db: Session, org_id: int, row) -> Offer:
                   assured_date=assured)
     db.add(offer)
     db.flush()
+    record_capacity(db, offer, clock.now() - timedelta(days=730))  # running for two years
     for area in areas:
         db.add(OfferArea(offer_id=offer.id, area=area))
     for code in codes:
