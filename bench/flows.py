@@ -259,6 +259,7 @@ def measure(url: str, n: int, repeat: int) -> None:
                      == 200), None)
     if handover is None:
         raise SystemExit("no demo referral the coordinator may print")
+    rss_before_api = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # kB on Linux
     body = manager.get(f"/api/v1/flows?{query}").get_json()  # warm up caches and plans
     api = _timed(lambda: get(manager, f"/api/v1/flows?{query}", "application/json"), repeat)
     peaks = []
@@ -267,6 +268,7 @@ def measure(url: str, n: int, repeat: int) -> None:
         get(manager, f"/api/v1/flows?{query}", "application/json")
         peaks.append(tracemalloc.get_traced_memory()[1] / 1e6)
         tracemalloc.stop()
+    rss_after_api = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # kB on Linux
     # For context (no target): a year that cuts months, whose cut days are read from the
     # daily counts rather than the monthly ones.
     cut_query = f"alliance={alliance_id}&from={CUT_PERIOD[0]}&to={CUT_PERIOD[1]}"
@@ -283,8 +285,9 @@ def measure(url: str, n: int, repeat: int) -> None:
           f"(previous year {body['flow_matrix']['total']['previous']:,})")
     print(_line("flows API (one year)", api, TARGETS["api_s"], "s"))
     print(_line("flows API peak Python memory", peaks, TARGETS["api_mb"], "MB", 1))
-    print(f"{'':<34} process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:.0f}"
-          " MB (whole benchmark process)")
+    print(f"{'':<34} process max RSS {rss_before_api:.0f} MB before the API runs (the app, "
+          f"its libraries, sign-in), {rss_after_api:.0f} MB after them, "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:.0f} MB at the end")
     print(_line(f"flows PDF ({pdf_size / 1e3:.0f} kB)", pdf, TARGETS["pdf_s"], "s"))
     print(_line("handover pack PDF", pack, TARGETS["handover_s"], "s"))
     print(f"{'flows API, a year cutting months':<34} best {min(cut):.3f} s, median "
