@@ -235,3 +235,17 @@ def test_flow_rows_and_counts_are_the_ones_the_app_would_keep(scaled, db):
     assert flow_rows() == generated
     assert monthly_counts() == counts
     db.rollback()
+
+
+@pytest.mark.postgres
+def test_the_bulk_load_is_not_cut_short_by_the_apps_statement_timeout(app, app_config, clock):
+    from service import create_app
+
+    strict = create_app({**app_config, "DB_STATEMENT_TIMEOUT_MS": 1})
+    try:
+        with strict.app_context():
+            from service.db import engine
+
+            assert generate(engine(), 300, seed=2, as_of=clock.now()).referrals == 300
+    finally:
+        strict.extensions["stepdown.engine"].dispose()
