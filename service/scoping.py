@@ -13,10 +13,13 @@ Out of scope is indistinguishable from absent: callers get 404, and the refusal 
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from models import Consent, Flag, Journey, JourneyMember, Person, Referral, Team
 from service import clock
@@ -118,22 +121,47 @@ def referral_access(db: Session, actor: Principal, referral: Referral) -> str | 
     return FULL if consent_covers(db, referral.person_id, actor.organisation_id) else TOMBSTONE
 
 
+@dataclass(frozen=True)
+class _ScopePlaceholders:
+    """Stands in for a caller when a scope clause is built once with bind parameters."""
+
+    organisation_kind: str | None
+    team_id: Any
+    organisation_id: Any
+
+
+@functools.cache
+def _referral_access_query(vcse: bool, has_team: bool):
+    """The referral with its access checks as columns, built once per kind of caller (every
+    referral request runs it; building the statement costs more than running it)."""
+    caller = _ScopePlaceholders("vcse" if vcse else None,
+                                sa.bindparam("team_id") if has_team else None,
+                                sa.bindparam("organisation_id"))
+    covered = (sa.or_(Referral.alternative_basis.is_not(None),
+                      consent_active_clause(Referral.person_id, caller.organisation_id,
+                                            sa.bindparam("now")))
+               if vcse else sa.true())
+    query = (select(Referral, visible_referrals_clause(caller).label("listed"),
+                    covered.label("covered"))
+             .where(Referral.id == sa.bindparam("referral_id")))
+    if not has_team:  # deciding whether it is the referrer needs the team's organisation
+        query = query.add_columns(Team).outerjoin(Team, Team.id == Referral.referring_team_id)
+    return query
+
+
 def _referral_with_access(db: Session, actor: Principal,
                           referral_id: int) -> tuple[Referral | None, str | None]:
     """The referral and `referral_access` in one query (the checks are columns of the row).
 
-    A caller without a team also gets the referring team loaded (into the session), since
-    deciding whether it is the referrer needs that team's organisation.
+    A caller without a team also gets the referring team loaded into the session.
     """
     vcse = actor.organisation_kind == "vcse"
-    covered = (sa.or_(Referral.alternative_basis.is_not(None),
-                      consent_active_clause(Referral.person_id, actor.organisation_id, clock.now()))
-               if vcse else sa.true())
-    query = sa.select(Referral, visible_referrals_clause(actor).label("listed"),
-                      covered.label("covered")).where(Referral.id == referral_id)
-    if actor.team_id is None:
-        query = query.add_columns(Team).outerjoin(Team, Team.id == Referral.referring_team_id)
-    row = db.exec(query).first()
+    params = {"referral_id": referral_id, "organisation_id": actor.organisation_id}
+    if actor.team_id is not None:
+        params["team_id"] = actor.team_id
+    if vcse:
+        params["now"] = clock.now()
+    row = db.exec(_referral_access_query(vcse, actor.team_id is not None), params=params).first()
     if row is None:
         return None, None
     referral, listed, covered = row[0], bool(row[1]), bool(row[2])

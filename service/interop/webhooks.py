@@ -172,23 +172,30 @@ def task_payload(referral: Referral, event: ReferralEvent) -> dict:
     return json.loads(task.json())
 
 
+def _subscriptions_query():
+    referring_team = sa.bindparam("referring_team_id")
+    referring_org = sa.select(Team.organisation_id).where(Team.id == referring_team).scalar_subquery()
+    referring = sa.and_(ApiClient.organisation_id == referring_org,
+                        sa.or_(ApiClient.team_id.is_(None), ApiClient.team_id == referring_team))
+    receiving = ApiClient.organisation_id == sa.bindparam("receiving_organisation_id")
+    return (select(WebhookSubscription)
+            .join(ApiClient, ApiClient.id == WebhookSubscription.api_client_id)
+            .where(WebhookSubscription.is_active, ApiClient.is_active, sa.or_(referring, receiving))
+            .order_by(WebhookSubscription.id))
+
+
+# Built once: it runs on every referral status change, whether or not anyone subscribed.
+_SUBSCRIPTIONS = _subscriptions_query()
+
+
 def subscriptions_for(db: Session, referral: Referral) -> list[WebhookSubscription]:
     """Active subscriptions of active clients of the referring team's or receiving org.
 
-    One query on every status change, whether or not anyone subscribed: the referring team's
-    organisation is a subquery, not a query of its own.
+    One query, the referring team's organisation a subquery of it.
     """
-    referring_org = (sa.select(Team.organisation_id).where(Team.id == referral.referring_team_id)
-                     .scalar_subquery())
-    referring = sa.and_(ApiClient.organisation_id == referring_org,
-                        sa.or_(ApiClient.team_id.is_(None),
-                               ApiClient.team_id == referral.referring_team_id))
-    receiving = ApiClient.organisation_id == referral.receiving_organisation_id
-    return list(db.exec(
-        select(WebhookSubscription)
-        .join(ApiClient, ApiClient.id == WebhookSubscription.api_client_id)
-        .where(WebhookSubscription.is_active, ApiClient.is_active, sa.or_(referring, receiving))
-        .order_by(WebhookSubscription.id)).all())
+    return list(db.exec(_SUBSCRIPTIONS, params={
+        "referring_team_id": referral.referring_team_id,
+        "receiving_organisation_id": referral.receiving_organisation_id}).all())
 
 
 def on_status_change(db: Session, referral: Referral, event: ReferralEvent) -> None:

@@ -221,14 +221,18 @@ def discharge_journey(db: Session, actor: Principal, journey_id: int, data: dict
     return journey
 
 
+# Built once: every accept runs it. Callers do not hold the journey, so no session sync.
+_ACTIVATE = (sa.update(Journey.__table__)
+             .where(Journey.__table__.c.id == sa.bindparam("journey_id"),
+                    Journey.__table__.c.status == "planned")
+             .values(status="active", version=Journey.__table__.c.version + 1,
+                     updated_at=sa.bindparam("now", type_=Journey.__table__.c.updated_at.type)))
+
+
 def activate_on_first_accept(db: Session, journey_id: int) -> bool:
     """`planned` → `active` when a referral is first accepted (a no-op afterwards)."""
-    result = db.execute(
-        sa.update(Journey)
-        .where(Journey.id == journey_id, Journey.status == "planned")
-        .values(status="active", version=Journey.version + 1, updated_at=clock.now())
-        .execution_options(synchronize_session=False)  # callers do not hold the journey
-    )
+    db.flush()  # as autoflush would, before a statement on the session's connection
+    result = db.connection().execute(_ACTIVATE, {"journey_id": journey_id, "now": clock.now()})
     return result.rowcount == 1
 
 

@@ -151,27 +151,37 @@ def _enqueue_email(db: Session, **kwargs) -> None:
     enqueue_email(db, **kwargs)
 
 
+_INSERT_EVENT = sa.insert(ReferralEvent.__table__).returning(ReferralEvent.__table__.c.id)
+
+
 def _write_event(db: Session, actor: Principal | None, referral_id: int, action: str,
                  from_status: str | None, to_status: str, reason_code: str | None,
                  reason_text: str | None, at: datetime) -> ReferralEvent:
-    event = ReferralEvent(
-        referral_id=referral_id, action=action, from_status=from_status, to_status=to_status,
-        reason_code=reason_code, reason_text=reason_text,
-        actor_user_id=actor.user_id if actor else None,
-        actor_client_id=actor.client_id if actor else None, at=at)
-    db.add(event)
-    return event
+    """Append the event at once, on the session's connection (one INSERT, no unit of work);
+    the returned object, not in the session, is what status listeners are given."""
+    values = {"referral_id": referral_id, "action": action, "from_status": from_status,
+              "to_status": to_status, "reason_code": reason_code, "reason_text": reason_text,
+              "actor_user_id": actor.user_id if actor else None,
+              "actor_client_id": actor.client_id if actor else None, "at": at}
+    db.flush()  # the referral (and anything else pending) is written first, as autoflush would
+    event_id = db.connection().execute(_INSERT_EVENT, values).scalar_one()
+    return ReferralEvent(id=event_id, **values)
+
+
+# Built once (SET takes the columns each call passes); run on the session's connection, in the
+# request's transaction, without the ORM's bulk-update machinery: the object is updated below.
+_REFERRAL_IF_VERSION = (sa.update(Referral.__table__)
+                        .where(Referral.__table__.c.id == sa.bindparam("expected_id"),
+                               Referral.__table__.c.version == sa.bindparam("expected_version")))
 
 
 def _conditional_update(db: Session, referral: Referral, **values) -> None:
     """Change the row only if nobody changed it since we read it (else 412)."""
     values["version"] = referral.version + 1
-    result = db.exec(
-        sa.update(Referral)
-        .where(Referral.id == referral.id, Referral.version == referral.version)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    db.flush()  # what the session holds reaches the database first, as autoflush would do
+    result = db.connection().execute(
+        _REFERRAL_IF_VERSION,
+        {"expected_id": referral.id, "expected_version": referral.version, **values})
     if result.rowcount != 1:
         raise PreconditionFailed("The referral has changed since you read it. Read it again.")
     for name, value in values.items():  # the row now holds these: not a pending change
@@ -190,6 +200,13 @@ def _open_rule_conflict() -> Conflict:
                     errors={"offer_id": ["An open referral to this offer exists for this person"]})
 
 
+# The hot paths' statements are built once, with bind parameters: building a statement costs
+# more Python than running it.
+_JOURNEY_WITH_TEAM_ORGANISATION = (select(Journey, Team.organisation_id)
+                                   .join(Team, Team.id == Journey.team_id)
+                                   .where(Journey.id == sa.bindparam("journey_id")))
+
+
 def _journey_to_refer_from(db: Session, actor: Principal, journey_id: int) -> Journey:
     """The journey if the caller's team owns it: 404 (audited) when out of scope, else 403.
 
@@ -197,9 +214,7 @@ def _journey_to_refer_from(db: Session, actor: Principal, journey_id: int) -> Jo
     that alone (the first rule of `visible_people_clause`), so the wider scope check is only
     needed to tell 404 from 403 when it does not own it.
     """
-    row = db.exec(select(Journey, Team.organisation_id)
-                  .join(Team, Team.id == Journey.team_id)
-                  .where(Journey.id == journey_id)).first()
+    row = db.exec(_JOURNEY_WITH_TEAM_ORGANISATION, params={"journey_id": journey_id}).first()
     if (row is not None and actor.organisation_kind != "vcse"
             and owns_team(actor, row[0].team_id, row[1])):
         return row[0]
@@ -248,20 +263,24 @@ def _reason_error(exc: ReasonRequired | UnknownReason) -> Invalid:
                    errors={"reason_code": [f"Choose a reason: {codes}"]})
 
 
+_SEND_CONTEXT = (
+    select(Offer, Person, Organisation,
+           consent_active_clause(Referral.person_id, Referral.receiving_organisation_id,
+                                 sa.bindparam("now")).label("consented"),
+           sa.exists().where(PersonNeed.person_id == Referral.person_id).label("has_needs"))
+    .select_from(Referral)
+    .join(Offer, Offer.id == Referral.offer_id)
+    .join(Person, Person.id == Referral.person_id)
+    .join(Organisation, Organisation.id == Referral.receiving_organisation_id)
+    .where(Referral.id == sa.bindparam("referral_id"))
+)
+
+
 def _send_context(db: Session, referral: Referral, now: datetime) -> dict:
     """What sending needs, in one query: the offer, the person, the receiving organisation,
     whether an active consent names it and whether the person has recorded needs."""
     offer, person, organisation, consented, has_needs = db.exec(
-        select(Offer, Person, Organisation,
-               consent_active_clause(Referral.person_id, Referral.receiving_organisation_id,
-                                     now).label("consented"),
-               sa.exists().where(PersonNeed.person_id == Referral.person_id).label("has_needs"))
-        .select_from(Referral)
-        .join(Offer, Offer.id == Referral.offer_id)
-        .join(Person, Person.id == Referral.person_id)
-        .join(Organisation, Organisation.id == Referral.receiving_organisation_id)
-        .where(Referral.id == referral.id)
-    ).one()
+        _SEND_CONTEXT, params={"referral_id": referral.id, "now": now}).one()
     return {"offer": offer, "person": person, "organisation": organisation,
             "consented": bool(consented), "has_needs": bool(has_needs)}
 
@@ -289,6 +308,12 @@ def _send_values(db: Session, actor: Principal, referral: Referral, data: dict,
             "alternative_justification": data.get("alternative_justification") if basis else None}
 
 
+_TEAM_INBOXES = (select(Team.email)
+                 .where(Team.organisation_id == sa.bindparam("organisation_id"),
+                        Team.email.is_not(None))
+                 .order_by(Team.id))
+
+
 def _after_send(db: Session, actor: Principal, referral: Referral, context: dict) -> None:
     organisation, offer = context["organisation"], context["offer"]
     if referral.alternative_basis:
@@ -314,8 +339,7 @@ def _after_send(db: Session, actor: Principal, referral: Referral, context: dict
                         urgency="routine",
                         description=f"{organisation.name} does not hold: "
                                     f"{', '.join(sorted(gap))}. The statutory team keeps these.")
-    inboxes = db.exec(select(Team.email).where(Team.organisation_id == organisation.id,
-                                               Team.email.is_not(None)).order_by(Team.id)).all()
+    inboxes = db.exec(_TEAM_INBOXES, params={"organisation_id": organisation.id}).all()
     for inbox in inboxes:
         _enqueue_email(db, to=inbox, topic="referral.sent",
                        subject=f"New referral to {offer.name}",
@@ -592,23 +616,27 @@ def referral_state_view(db: Session, actor: Principal, referral: Referral) -> di
     return view
 
 
+_ASSIGNEE = sa.orm.aliased(User)
+_REFERRAL_VIEW_RECORDS = (
+    select(Offer, Organisation, Team, Person, _ASSIGNEE)
+    .select_from(Referral)
+    .join(Offer, Offer.id == Referral.offer_id)
+    .join(Organisation, Organisation.id == Referral.receiving_organisation_id)
+    .join(Team, Team.id == Referral.referring_team_id)
+    .join(Person, Person.id == Referral.person_id)
+    .outerjoin(_ASSIGNEE, _ASSIGNEE.id == Referral.assigned_to_user_id)
+    .where(Referral.id == sa.bindparam("referral_id"))
+)
+
+
 def referral_view(db: Session, actor: Principal, referral: Referral, level: str = FULL,
                   detail: bool = True) -> dict:
     """The referral shaped for the caller. `detail` adds events, contacts and notes."""
     if level == TOMBSTONE:
         return tombstone_view(db, referral, actor.organisation_id)
     vcse = actor.organisation_kind == "vcse"
-    assigned = sa.orm.aliased(User)
     offer, organisation, team, person, assignee = db.exec(  # one query, not five
-        select(Offer, Organisation, Team, Person, assigned)
-        .select_from(Referral)
-        .join(Offer, Offer.id == Referral.offer_id)
-        .join(Organisation, Organisation.id == Referral.receiving_organisation_id)
-        .join(Team, Team.id == Referral.referring_team_id)
-        .join(Person, Person.id == Referral.person_id)
-        .outerjoin(assigned, assigned.id == Referral.assigned_to_user_id)
-        .where(Referral.id == referral.id)
-    ).one()
+        _REFERRAL_VIEW_RECORDS, params={"referral_id": referral.id}).one()
     view = {
         "id": referral.id, "status": referral.status,
         "allowed_actions": actions_for(db, actor, referral),
