@@ -283,6 +283,26 @@ def test_consent_withdrawal_tells_the_vcse_without_personal_data(app, world, db,
     assert b"Amara" not in body and b"Okafor" not in body
 
 
+def test_consent_withdrawal_writes_the_cancellation_to_the_outbox_of_both_sides(
+        world, db, demo, epr, app):
+    """The cancellation goes through the referral status listeners: the withdrawal's own
+    transaction holds one webhook message per subscription, for the referring trust's client
+    and the receiving organisation's, before any worker runs."""
+    trust_hook = _register(epr, "http://127.0.0.1:9/trust").get_json()
+    vcse_hook = _register(_client_for(app, db, demo, "vcse-a", "vcse-a-case-system"),
+                          "http://127.0.0.1:9/vcse").get_json()
+    rid = sent_referral(world)
+    ok(world.coordinator.post(f"/api/v1/consents/{world.consent.id}/withdraw",
+                              json={"reason": "Changed their mind"}))
+    for hook in (trust_hook, vcse_hook):
+        topics = [m.topic for m in _messages(db, hook["id"])]
+        assert topics == ["referral.send", "referral.cancel"]
+        payload = json.loads(_messages(db, hook["id"])[-1].payload)
+        assert payload["status"] == "cancelled"
+        assert payload["statusReason"]["coding"][0]["code"] == "consent-withdrawn"
+        assert payload["identifier"][0]["value"] == str(rid)
+
+
 def test_a_deactivated_client_gets_nothing_more(app, world, epr, receiver):
     hook = _register(epr, receiver.url).get_json()
     sent_referral(world)
