@@ -3,11 +3,26 @@ it, in the same transaction: send, accept, contacts, closing, person edits, and 
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
-from models import ReferralFlow
-from service.flows.facts import refresh_flows
-from tests.test_referral_support import act, create_referral, ok, sent_referral
+import pytest
+from sqlmodel import select
+
+from models import FlowDay, FlowMonth, ReferralFlow
+from service.flows.facts import rebuild_flow_counts, refresh_flows
+from tests.test_referral_support import (
+    act,
+    create_referral,
+    etag,
+    give_consent,
+    make_journey,
+    make_person,
+    ok,
+    sent_referral,
+    signed_in,
+)
 from tests.test_referral_support import world as _world_fixture
 
 world = _world_fixture
@@ -102,3 +117,46 @@ def test_refresh_rewrites_a_stale_row(world):
     db.commit()
     assert (_row(db, rid).outcome, _row(db, rid).borough) == ("awaiting", world.person.borough
                                                               or "not-recorded")
+
+
+@pytest.mark.postgres
+def test_parallel_decisions_in_one_month_keep_the_counts_exact(world, app, db):
+    """Twelve decisions at once on referrals sharing their month, team and offer counts: no
+    lost update, no deadlock, and the counts still equal a recount."""
+    referrals = [sent_referral(world)]
+    for seed in range(2, 13):
+        person = make_person(db, world.demo, seed=seed)
+        give_consent(db, world.demo, person, "vcse-a", world.clock)
+        journey = make_journey(db, world.demo, person, world.clock)
+        body = ok(create_referral(world.coordinator, journey.id, world.offer.id), 201)
+        ok(act(world.coordinator, body["id"], "send"))
+        referrals.append(body["id"])
+    tags = {rid: etag(world.vcse, rid) for rid in referrals}
+    clients = [signed_in(app, "vcse@demo.stepdown.test") for _ in referrals]
+    barrier = threading.Barrier(len(referrals))
+
+    def decide(pair):
+        (rid, client), accept = pair, pair[0] % 2 == 0
+        barrier.wait()
+        action, body = ("accept", {}) if accept else ("decline", {"reason_code": "no-capacity"})
+        return client.post(f"/api/v1/referrals/{rid}/{action}", json=body,
+                           headers={"If-Match": tags[rid]})
+
+    with ThreadPoolExecutor(max_workers=len(referrals)) as pool:
+        responses = list(pool.map(decide, zip(referrals, clients, strict=True)))
+    assert [r.status_code for r in responses] == [200] * len(referrals)
+    db.expire_all()
+    outcomes = {r.outcome for r in db.exec(select(ReferralFlow)).all()}
+    assert outcomes == {"in-progress", "declined"}
+    kept = _counts(db)
+    rebuild_flow_counts(db)
+    assert _counts(db) == kept
+    declined = sum(n for m, a, _b, n in kept[0] if m == "outcome" and a == "declined")
+    assert declined == sum(1 for rid in referrals if rid % 2)
+
+
+def _counts(db):
+    return (sorted(db.exec(select(FlowMonth.measure, FlowMonth.a, FlowMonth.b,
+                                  FlowMonth.n)).all()),
+            sorted(db.exec(select(FlowDay.sent_on, FlowDay.measure, FlowDay.a, FlowDay.b,
+                                  FlowDay.n)).all()))
