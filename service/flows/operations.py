@@ -12,11 +12,14 @@ Definitions (also in the report's method notes, `METHOD_NOTES`):
   referring team's organisation and the receiving organisation are alliance members;
 - outcomes are the referral's status at the time the report is made;
 - decision = accepted or declined (`decided_at`); first contact = the first contact
-  recorded as `attended`; times are in England working days (see service.flows.calendar);
+  recorded as `attended`; times are in England working days, worked out for each referral
+  when it changes (models.flows, kept by service.flows.facts);
 - safety net: journeys of the alliance's teams discharged in the period, stepped up within
   90 days of discharge;
 - flags: flags raised in the period on journeys of the alliance's teams; acknowledged within
-  target when acknowledged (or resolved) by `acknowledgement_due`.
+  target when acknowledged (or resolved) by `acknowledgement_due`;
+- capacity: days each offer spent at each capacity in the period, from its capacity changes
+  (models.offers.OfferCapacityChange).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from datetime import date, datetime, timedelta
 from sqlmodel import Session, select
 
 from models import Alliance, AllianceManager, AllianceMember, Offer, Organisation, Team
-from models.flows import NOT_RECORDED
+from models.flows import ACCEPTED_OUTCOMES, AGE_BANDS, FLOW_OUTCOMES, NOT_RECORDED
 from models.vocab import (
     CANCEL_REASONS,
     CAPACITY,
@@ -47,12 +50,9 @@ from service.flows.disclosure import LEGEND, THRESHOLD, Register, change, share,
 from service.flows.queries import ALL, GROUPS, Window
 
 MAX_PERIOD_DAYS = 366
-OUTCOMES = ("awaiting", "declined", "withdrawn", "in-progress", "completed", "failed",
-            "cancelled-after-acceptance")
-ACCEPTED_OUTCOMES = ("in-progress", "completed", "failed", "cancelled-after-acceptance")
+OUTCOMES = FLOW_OUTCOMES
 CLOSED_REASONS = {"rejected": DECLINE_REASONS, "cancelled": CANCEL_REASONS, "failed": FAIL_REASONS}
 EQUALITY = ("borough", "age_band", "sex", "ethnic_category")
-AGE_BANDS = ("0-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 ACK_STATES = ("within", "late", "pending")
 PERIODS = ("current", "previous")
 
@@ -71,7 +71,10 @@ METHOD_NOTES = (
     "emergency 1 hour, urgent 4 working hours, routine 2 working days. Pending flags are not "
     "yet due.",
     "Counts are of referrals, not people: a person referred twice counts twice. "
-    "Age is at the date the referral was sent.",
+    "Age is at the date the referral was sent; borough, sex and ethnic category are as "
+    "recorded for the person now.",
+    "Days at each capacity come from the offer's recorded capacity changes; days before its "
+    "first record are not recorded. The current period counts up to when the report was made.",
 )
 SUPPRESSION_NOTES = (
     f"Counts from 1 to {THRESHOLD - 1} are shown as <{THRESHOLD}. Zero is shown.",
