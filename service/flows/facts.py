@@ -117,6 +117,10 @@ def refresh_flows(db: Session, referral_ids: Iterable[int]) -> None:
     table = ReferralFlow.__table__
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
+        # Lock the referrals (PostgreSQL; in id order) so a contact or person edit racing a
+        # status change of the same referral reads the other's committed row, not a stale one.
+        db.exec(select(Referral.id).where(Referral.id.in_(chunk)).order_by(Referral.id)
+                .with_for_update()).all()
         old = [dict(r._mapping) for r in db.exec(
             sa.select(table).where(table.c.referral_id.in_(chunk))).all()]
         new = _rows(db, chunk)
