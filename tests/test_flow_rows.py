@@ -160,3 +160,20 @@ def _counts(db):
                                   FlowMonth.n)).all()),
             sorted(db.exec(select(FlowDay.sent_on, FlowDay.measure, FlowDay.a, FlowDay.b,
                                   FlowDay.n)).all()))
+
+
+def test_flows_refresh_command_rewrites_rows_and_recounts(app, db, world):
+    rid = sent_referral(world)
+    row = _row(db, rid)
+    row.decision_days, row.borough = 99, "Stale"
+    db.add(row)
+    month = db.exec(select(FlowMonth).where(FlowMonth.measure == "outcome")).first()
+    month.n += 5
+    db.add(month)
+    db.commit()
+    result = app.test_cli_runner().invoke(args=["flows-refresh"])
+    assert result.exit_code == 0, result.output
+    assert "rewritten: 1;" in result.output
+    row = _row(db, rid)
+    assert (row.decision_days, row.borough) == (None, world.person.borough or "not-recorded")
+    assert db.exec(select(FlowMonth.n).where(FlowMonth.measure == "outcome")).all() == [1]

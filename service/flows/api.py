@@ -75,10 +75,12 @@ class FlowsPdf(MethodView):
             "Content-Disposition": f'attachment; filename="{_filename(report, "pdf")}"'})
 
 
-def register(app, api) -> None:  # noqa: ARG001
+def register(app, api) -> None:
     from service import csrf
+    from service.flows.cli import flows_refresh
     from service.flows.facts import register_listener
 
     register_listener()
+    app.cli.add_command(flows_refresh)
     api.register_blueprint(flows)
     csrf.exempt(flows)
