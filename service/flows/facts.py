@@ -36,11 +36,18 @@ _CHUNK = 500
 
 
 def _rows(db: Session, ids: list[int]) -> list[dict]:
+    """The new flow rows of these referrals, locking the referrals first (PostgreSQL, in id
+    order): a contact or person edit racing a status change of the same referral then waits
+    and reads the other's committed state (re-read into the session's objects), not a stale
+    one."""
     found = db.exec(
         select(Referral, Person, Team.organisation_id)
         .join(Person, Person.id == Referral.person_id)
         .join(Team, Team.id == Referral.referring_team_id)
         .where(Referral.id.in_(ids), Referral.sent_at.is_not(None))
+        .order_by(Referral.id)
+        .with_for_update(of=Referral)
+        .execution_options(populate_existing=True)
     ).all()
     first = dict(db.exec(
         select(Contact.referral_id, sa.func.min(Contact.happened_at))
@@ -77,9 +84,11 @@ def _upsert(db: Session, model, period: str, changes: list[dict]) -> None:
     else:
         from sqlalchemy.dialects.sqlite import insert
     upsert = insert(table)
-    db.exec(upsert.on_conflict_do_update(index_elements=[period, *_TAIL],
-                                         set_={"n": table.c.n + upsert.excluded.n}),
-            params=changes)
+    counts = db.exec(upsert.on_conflict_do_update(index_elements=[period, *_TAIL],
+                                                  set_={"n": table.c.n + upsert.excluded.n})
+                     .returning(table.c.n), params=changes).all()
+    if len(counts) == len(changes) and all(n for (n,) in counts):
+        return  # no count reached zero
     touched = sorted({(c[period], c["referring_team_id"], c["offer_id"]) for c in changes})
     db.exec(sa.delete(model).where(
         table.c.n == 0,
@@ -117,13 +126,9 @@ def refresh_flows(db: Session, referral_ids: Iterable[int]) -> None:
     table = ReferralFlow.__table__
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
-        # Lock the referrals (PostgreSQL; in id order) so a contact or person edit racing a
-        # status change of the same referral reads the other's committed row, not a stale one.
-        db.exec(select(Referral.id).where(Referral.id.in_(chunk)).order_by(Referral.id)
-                .with_for_update()).all()
+        new = _rows(db, chunk)  # locks the referrals before their old rows are read
         old = [dict(r._mapping) for r in db.exec(
             sa.select(table).where(table.c.referral_id.in_(chunk))).all()]
-        new = _rows(db, chunk)
         if old:
             db.exec(sa.delete(ReferralFlow).where(ReferralFlow.referral_id.in_(chunk))
                     .execution_options(synchronize_session=False))
