@@ -15,7 +15,9 @@ moved past the generated ids (PostgreSQL) and the tables analysed. Everything is
 transaction: it is loaded completely or not at all. It refuses to run twice on one database
 (`AlreadyGenerated`): the generated NHS numbers and names would collide, and a benchmark wants
 a known size. The same seed and `as_of` give the same rows. No audit events or outbox messages
-are generated: they record what people did in the app, and nobody did this.
+are generated: they record what people did in the app, and nobody did this. Nor are the
+sweep's timer flags (not answered, no first contact, review overdue): the first sweep after
+generating raises those due at `as_of`.
 """
 
 from __future__ import annotations
