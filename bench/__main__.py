@@ -2,6 +2,10 @@
 
 The table (Markdown, with the machine and commit) is what docs/performance.md records.
 Exit status: 0 when every figure with a target met it.
+
+Each benchmark uses its own PostgreSQL database on 127.0.0.1 (created if missing; see each
+module's docstring): BENCH_DATABASE_URL for the API, sweep and duty-queue benchmarks,
+BENCH_FLOWS_DATABASE_URL and BENCH_FLOWS_REFERRALS (1,000,000) for flows and the PDFs.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import traceback
 from bench import api, flags, flows, report, sweep
 
 BENCHMARKS = (("API throughput and latency", api.main), ("sweep", sweep.main),
-              ("duty queue", flags.main), ("flows and PDFs", flows.main))
+              ("duty queue", flags.main), ("flows and PDFs", flows.run))
 
 
 def main() -> int:
@@ -24,7 +28,7 @@ def main() -> int:
         print(f"\n== {name} ==", flush=True)
         try:
             benchmark()
-        except Exception:  # noqa: BLE001 -- one benchmark failing must not hide the others
+        except (Exception, SystemExit):  # noqa: BLE001 -- one failing must not hide the others
             traceback.print_exc()
             failed.append(name)
     minutes = (time.monotonic() - started) / 60

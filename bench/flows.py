@@ -304,6 +304,30 @@ def measure(url: str, n: int, repeat: int) -> None:
                   statistics.median(cut), "s")
 
 
+SUITE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/stepdown_bench_flows"
+
+
+def run() -> None:
+    """For `python -m bench`: the same measurements at BENCH_FLOWS_REFERRALS (1,000,000) in
+    BENCH_FLOWS_DATABASE_URL (created if missing). The data is generated only when the
+    database does not already hold that many referrals; otherwise its tables are rebuilt and
+    filled again. BENCH_FLOWS_REPEAT (5) runs of each measurement."""
+    from bench.sweep import ensure_database, reset_schema
+
+    url = os.environ.get("BENCH_FLOWS_DATABASE_URL", SUITE_URL)
+    n = int(os.environ.get("BENCH_FLOWS_REFERRALS", "1000000"))
+    repeat = int(os.environ.get("BENCH_FLOWS_REPEAT", "5"))
+    ensure_database(url)
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        have = (connection.execute(sa.text("SELECT COUNT(*) FROM referral")).scalar()
+                if sa.inspect(connection).has_table("referral") else 0)
+    if have < n:
+        reset_schema(engine)
+    engine.dispose()
+    measure(url, 0 if have >= n else n, repeat)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--referrals", type=int, default=100_000)
