@@ -191,6 +191,7 @@ class StoryTeller:
         self.today = self.now.date()
         self.next_id = dict(first)
         self.numbers = nhs_numbers()
+        self.last_resolved: datetime | None = None  # of the last flag made (None: still open)
         self.days_between = WorkingDayIndex(self.today - timedelta(days=800),
                                             self.today + timedelta(days=400))
 
@@ -402,7 +403,7 @@ class StoryTeller:
         if status == "rejected" and reason == "needs-specialist-support":
             self._flag(rows, ctx, "declined-needs-specialist", "urgent", decided,
                        description="Declined: the person needs specialist support.")
-        self._missed_contacts_flag(rows, ctx, contacts)
+        self._missed_contacts_flag(rows, ctx, contacts, status)
         started = by_action.get("start")
         if started and rnd.random() < 0.07:
             until = steps[-1][4] if status in TERMINAL_STATES else now
@@ -434,15 +435,26 @@ class StoryTeller:
             referral[0], referral[2], referral[4], journey["trust"].id, referral[3], referral[5],
             *(values[column] for column in REFERRAL_FLOW[6:])))
 
-    def _missed_contacts_flag(self, rows: dict[str, list], ctx: dict, contacts: list) -> None:
-        """The app raises a flag on the 3rd missed contact in a row (once per referral here)."""
-        run = 0
+    def _missed_contacts_flag(self, rows: dict[str, list], ctx: dict, contacts: list,
+                              status: str) -> None:
+        """As the app does: a missed contact that makes three or more in a row raises a flag,
+        unless one is still unresolved (the app re-triggers that one); and if the run is still
+        going when that flag is resolved, the next sweep raises another."""
+        run, resolved = 0, False  # resolved: False before any flag, None while one is open
+
+        def flag(at: datetime) -> None:
+            nonlocal resolved
+            self._flag(rows, ctx, "missed-contacts", "routine", at,
+                       description="3 contacts in a row did not happen.")
+            resolved = self.last_resolved
+
         for outcome, at in contacts:
             run = 0 if outcome == "attended" else run + 1
-            if run == 3:
-                self._flag(rows, ctx, "missed-contacts", "routine", at,
-                           description="3 contacts in a row did not happen.")
-                return
+            if run >= 3 and (resolved is False or (resolved is not None and resolved <= at)):
+                flag(at)
+        if (run >= 3 and status in ("accepted", "in-progress") and resolved
+                and resolved > contacts[-1][1] and resolved + timedelta(hours=1) <= self.now):
+            flag(resolved + timedelta(hours=1))
 
     # --- the journey ---------------------------------------------------------------------------
 
@@ -566,4 +578,5 @@ class StoryTeller:
         if resolved:
             events.append((flag_id, "resolved", duty, outcome, resolved))
         rows["flag_event"].extend(events)
+        self.last_resolved = resolved
         return flag_id
