@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
-from models import FlowDay, FlowMonth, ReferralFlow
+from models import FlowDay, FlowMonth, Referral, ReferralFlow
+from service.db import engine
 from service.flows.facts import rebuild_flow_counts, refresh_flows
 from tests.test_referral_support import (
     act,
@@ -177,3 +179,58 @@ def test_flows_refresh_command_rewrites_rows_and_recounts(app, db, world):
     row = _row(db, rid)
     assert (row.decision_days, row.borough) == (None, world.person.borough or "not-recorded")
     assert db.exec(select(FlowMonth.n).where(FlowMonth.measure == "outcome")).all() == [1]
+
+
+def test_count_changes_wait_for_the_commit_and_a_rollback_drops_them(world):
+    rid = sent_referral(world)
+    db = world.db
+    before = _counts(db)
+
+    def decline():
+        referral = db.get(Referral, rid)
+        referral.status, referral.decided_at = "rejected", world.clock.now()
+        referral.reason_code = "no-capacity"
+        db.add(referral)
+        db.flush()
+        refresh_flows(db, [rid])
+
+    def stored():  # read around the session, so the pending changes are not applied first
+        return sorted(db.connection().execute(sa.text(
+            "SELECT measure, a, b, n FROM flow_month")).all())
+
+    decline()
+    assert db.info.get("flows.count_deltas")
+    assert stored() == before[0]  # not written yet
+    db.rollback()
+    assert "flows.count_deltas" not in db.info
+    assert _counts(db) == before
+    decline()
+    db.commit()
+    assert "flows.count_deltas" not in db.info
+    kept = _counts(db)
+    assert kept != before
+    assert sum(n for m, a, _b, n in kept[0] if m == "outcome" and a == "declined") == 1
+    rebuild_flow_counts(db)
+    db.commit()
+    assert _counts(db) == kept
+
+
+def test_a_status_change_the_row_does_not_see_writes_no_flows(world, app):
+    rid = sent_referral(world)
+    world.later(days=1)
+    ok(act(world.vcse, rid, "accept", {}))
+    with app.app_context():
+        bind = engine()
+    statements = []
+
+    def seen(_conn, _cursor, statement, *_):
+        if "referral_flow" in statement or "flow_month" in statement or "flow_day" in statement:
+            statements.append(statement.split()[0])
+
+    sa.event.listen(bind, "before_cursor_execute", seen)
+    try:
+        ok(act(world.vcse, rid, "start"))
+    finally:
+        sa.event.remove(bind, "before_cursor_execute", seen)
+    assert statements == ["SELECT"]  # the old row, found unchanged
+    assert _row(world.db, rid).outcome == "in-progress"

@@ -14,9 +14,13 @@ A referral that was never sent has no row. Rows are rewritten from the referral'
 state, so calling this again is always safe.
 
 The monthly and daily counts (models.flows.FlowMonth, FlowDay) move with the rows: the
-cells of the old rows are taken away and those of the new rows added, as one upsert of the
-net changes per table in key order (so two transactions lock shared counts in the same
-order), and counts that reach zero are deleted. `rebuild_flow_counts` recounts them all from
+cells of the old rows are taken away and those of the new rows added. The net changes wait
+in the session (``db.info``) until its commit, where a ``before_commit`` hook applies them as
+one upsert per table in key order (so two transactions lock shared counts in the same order,
+and only for the commit's last moments), and counts that reach zero are deleted. Every
+commit applies them (requests, CLI, sweep, tests, demo data); a rollback drops them; a read
+of the counts through the session applies them first. No savepoint wraps a refresh today: one
+rolled back would keep its changes. `rebuild_flow_counts` recounts them all from
 the rows in SQL (after a bulk load, or to repair); `cells_sql` is the same expansion as
 models.flows.flow_cells.
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
 from models import Contact, FlowDay, FlowMonth, Person, Referral, ReferralEvent, ReferralFlow, Team
@@ -39,9 +44,14 @@ def _rows(db: Session, ids: list[int]) -> list[dict]:
     """The new flow rows of these referrals, locking the referrals first (PostgreSQL, in id
     order): a contact or person edit racing a status change of the same referral then waits
     and reads the other's committed state (re-read into the session's objects), not a stale
-    one."""
+    one. The first attended contact is read in the same statement (a contact writer has
+    already taken the referral's lock, or committed, before it refreshes)."""
+    first_attended = (
+        select(sa.func.min(Contact.happened_at))
+        .where(Contact.referral_id == Referral.id, Contact.outcome == "attended")
+        .correlate(Referral).scalar_subquery())
     found = db.exec(
-        select(Referral, Person, Team.organisation_id)
+        select(Referral, Person, Team.organisation_id, first_attended)
         .join(Person, Person.id == Referral.person_id)
         .join(Team, Team.id == Referral.referring_team_id)
         .where(Referral.id.in_(ids), Referral.sent_at.is_not(None))
@@ -49,17 +59,12 @@ def _rows(db: Session, ids: list[int]) -> list[dict]:
         .with_for_update(of=Referral)
         .execution_options(populate_existing=True)
     ).all()
-    first = dict(db.exec(
-        select(Contact.referral_id, sa.func.min(Contact.happened_at))
-        .where(Contact.referral_id.in_(ids), Contact.outcome == "attended")
-        .group_by(Contact.referral_id)
-    ).all())
     rows = []
-    for referral, person, referring_organisation_id in found:
+    for referral, person, referring_organisation_id, first_attended_at in found:
         inputs = FlowInputs(
             status=referral.status, reason_code=referral.reason_code,
             waitlist=referral.waitlist, sent_at=referral.sent_at,
-            decided_at=referral.decided_at, first_attended_at=first.get(referral.id),
+            decided_at=referral.decided_at, first_attended_at=first_attended_at,
             borough=person.borough, sex=person.sex, ethnic_category=person.ethnic_category,
             date_of_birth=person.date_of_birth)
         rows.append({
@@ -96,19 +101,36 @@ def _upsert(db: Session, model, period: str, changes: list[dict]) -> None:
         .execution_options(synchronize_session=False))
 
 
-def _move_counts(db: Session, old: list[dict], new: list[dict]) -> None:
-    """Take the old rows' cells away and add the new rows', by month and by day."""
-    by_day: dict[tuple, int] = {}
+_PENDING = "flows.count_deltas"
+
+
+def _add_deltas(db: Session, old: list[dict], new: list[dict]) -> None:
+    """Take the old rows' cells away and add the new rows', by day (months are summed from
+    the days when applied), into the transaction's pending count changes."""
+    pending: dict[tuple, int] = db.info.setdefault(_PENDING, {})
     for rows, sign in ((old, -1), (new, 1)):
         for row in rows:
             for cell in flow_cells(row):
                 key = (row["sent_on"], row["sent_month"], row["referring_team_id"],
                        row["offer_id"], *cell)
-                by_day[key] = by_day.get(key, 0) + sign
+                n = pending.get(key, 0) + sign
+                if n:
+                    pending[key] = n
+                else:
+                    pending.pop(key, None)
+
+
+def apply_pending_counts(db: Session) -> None:
+    """Move the monthly and daily counts by the transaction's pending changes: one upsert of
+    the net changes per table, in key order (so two transactions lock shared counts in the
+    same order). Runs just before the commit (and before the session reads the counts), so
+    the shared count rows are locked only for the commit's last moments."""
+    by_day = db.info.pop(_PENDING, None)
+    if not by_day:
+        return
     by_month: dict[tuple, int] = {}
     for (_day, month, *tail), n in by_day.items():
         by_month[(month, *tail)] = by_month.get((month, *tail), 0) + n
-    # In key order, so two transactions take the locks on shared counts in the same order.
     months = [dict(zip(("sent_month", *_TAIL), key, strict=True), n=n)
               for key, n in sorted(by_month.items()) if n]
     days = [dict(zip(("sent_on", "sent_month", *_TAIL), key, strict=True), n=n)
@@ -119,22 +141,71 @@ def _move_counts(db: Session, old: list[dict], new: list[dict]) -> None:
         _upsert(db, FlowDay, "sent_on", days)
 
 
+def discard_pending_counts(db: Session) -> None:
+    db.info.pop(_PENDING, None)
+
+
+@sa.event.listens_for(OrmSession, "before_commit")
+def _apply_before_commit(session: OrmSession) -> None:
+    apply_pending_counts(session)
+
+
+@sa.event.listens_for(OrmSession, "after_transaction_end")
+def _discard_after_rollback(session: OrmSession, transaction) -> None:
+    # A commit has already applied them; whatever is left belongs to a rolled-back
+    # transaction (the outermost one; a savepoint's end changes nothing).
+    if transaction.parent is None:
+        discard_pending_counts(session)
+
+
+_COUNT_TABLES = frozenset({FlowMonth.__table__, FlowDay.__table__})
+
+
+@sa.event.listens_for(OrmSession, "do_orm_execute")
+def _apply_before_reading_counts(state) -> None:
+    """A session that reads the counts it has moved sees them moved."""
+    if _PENDING in state.session.info and state.is_select and any(
+            mapper.local_table in _COUNT_TABLES for mapper in state.all_mappers):
+        apply_pending_counts(state.session)
+
+
 def refresh_flows(db: Session, referral_ids: Iterable[int]) -> None:
     """Rewrite the flow rows of these referrals from their current state, and move their
-    monthly counts with them."""
+    monthly and daily counts with them (at the commit: apply_pending_counts)."""
     ids = sorted(set(referral_ids))
     table = ReferralFlow.__table__
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
         new = _rows(db, chunk)  # locks the referrals before their old rows are read
-        old = [dict(r._mapping) for r in db.exec(
-            sa.select(table).where(table.c.referral_id.in_(chunk))).all()]
-        if old:
-            db.exec(sa.delete(ReferralFlow).where(ReferralFlow.referral_id.in_(chunk))
-                    .execution_options(synchronize_session=False))
-        if new:
-            db.exec(sa.insert(ReferralFlow), params=new)
-        _move_counts(db, old, new)
+        if len(chunk) == 1:
+            # One referral (every status change, contact and most person edits): read the old
+            # row, leave it alone when nothing in it moved, else update it in place.
+            old = [dict(r._mapping) for r in db.exec(
+                sa.select(table).where(table.c.referral_id == chunk[0])).all()]
+            if old == new:
+                continue
+            if old and new:
+                changed = {k: v for k, v in new[0].items() if old[0][k] != v}
+                db.exec(sa.update(table).where(table.c.referral_id == chunk[0])
+                        .values(**changed))
+            elif old:
+                db.exec(sa.delete(table).where(table.c.referral_id == chunk[0]))
+            else:
+                db.exec(sa.insert(table), params=new)
+        else:
+            # Many: read and delete the old rows in one statement, then insert the new ones.
+            old = [dict(r._mapping) for r in db.exec(
+                sa.delete(table).where(table.c.referral_id.in_(chunk))
+                .returning(*table.c)).all()]
+            if new:
+                db.exec(sa.insert(table), params=new)
+        if sorted(_cells(old)) != sorted(_cells(new)):
+            _add_deltas(db, old, new)
+
+
+def _cells(rows: list[dict]) -> list[tuple]:
+    return [(row["sent_on"], row["referring_team_id"], row["offer_id"], *cell)
+            for row in rows for cell in flow_cells(row)]
 
 
 def refresh_person_flows(db: Session, person_id: int) -> None:
@@ -178,7 +249,9 @@ def cells_sql(dialect: str, where: str, extra: str = "") -> str:
 
 
 def rebuild_flow_counts(db: Session) -> None:
-    """Recount every monthly and daily count from the flow rows, in SQL."""
+    """Recount every monthly and daily count from the flow rows, in SQL (the rows already
+    hold the transaction's pending count changes, so they are dropped)."""
+    discard_pending_counts(db)
     dialect = db.get_bind().dialect.name
     cells = cells_sql(dialect, "1 = 1", ", f.sent_on")
     tail = "referring_team_id, offer_id, measure, a, b"
