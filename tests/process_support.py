@@ -17,6 +17,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import requests
 import sqlalchemy as sa
 
@@ -280,3 +281,13 @@ class WebhookReceiver:
         self._release.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture
+def running_processes(app, tmp_path):  # noqa: ARG001 - torn down before the app empties the database
+    """App hosts, workers and receivers started by a test; every one killed afterwards."""
+    started = Processes(tmp_path)
+    try:
+        yield started
+    finally:
+        started.kill_all()

@@ -28,9 +28,9 @@ from service.jobs.outbox import enqueue
 from service.referrals import operations as referral_ops
 from tests.conftest import signed_in_client
 from tests.process_support import (
-    Processes,
     TcpProxy,
     WebhookReceiver,
+    running_processes,
     service_env,
     wait_until,
 )
@@ -46,6 +46,8 @@ from tests.test_referral_support import (
 from tests.test_referral_support import world as _world_fixture
 
 world = _world_fixture
+processes = running_processes  # the fixture, by the name the tests use
+
 TRACKED = (Referral, ReferralEvent, AuditEvent, OutboxMessage, IdempotencyRecord)
 
 
@@ -328,15 +330,6 @@ def test_a_wait_on_a_locked_row_ends_at_the_lock_timeout_with_503(app, app_confi
 
 
 # ---- A worker killed mid-delivery (real processes) ------------------------------------------
-
-@pytest.fixture
-def processes(app, tmp_path):  # noqa: ARG001 - torn down before the app empties the database
-    started = Processes(tmp_path)
-    try:
-        yield started
-    finally:
-        started.kill_all()
-
 
 @pytest.fixture
 def stalling_receiver():

@@ -17,9 +17,9 @@ from sqlmodel import select
 from models import Offer, OutboxMessage, Referral, User
 from tests.process_support import (
     BIN,
-    Processes,
     WebhookReceiver,
     free_port,
+    running_processes,
     service_env,
     sign_in,
     use_csrf_from,
@@ -28,18 +28,11 @@ from tests.process_support import (
 from tests.test_outbox_worker import Inbox
 from tests.test_referral_support import HANDOVER, nhs
 
+processes = running_processes  # the fixture, by the name the tests use
+
 pytestmark = pytest.mark.postgres
 PASSWORD = "stepdown-demo"  # noqa: S105 - the demo accounts' published password
 TIMEOUT = 10
-
-
-@pytest.fixture
-def processes(app, tmp_path):  # noqa: ARG001 - torn down before the app empties the database
-    started = Processes(tmp_path)
-    try:
-        yield started
-    finally:
-        started.kill_all()
 
 
 @pytest.fixture
