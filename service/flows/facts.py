@@ -104,20 +104,18 @@ def _upsert(db: Session, model, period: str, changes: list[dict]) -> None:
 _PENDING = "flows.count_deltas"
 
 
-def _add_deltas(db: Session, old: list[dict], new: list[dict]) -> None:
-    """Take the old rows' cells away and add the new rows', by day (months are summed from
-    the days when applied), into the transaction's pending count changes."""
+def _add_deltas(db: Session, old_cells: list[tuple], new_cells: list[tuple]) -> None:
+    """Take the old rows' cells away and add the new rows' (keyed by day, see `_cells`;
+    months are summed from the days when applied), into the transaction's pending count
+    changes."""
     pending: dict[tuple, int] = db.info.setdefault(_PENDING, {})
-    for rows, sign in ((old, -1), (new, 1)):
-        for row in rows:
-            for cell in flow_cells(row):
-                key = (row["sent_on"], row["sent_month"], row["referring_team_id"],
-                       row["offer_id"], *cell)
-                n = pending.get(key, 0) + sign
-                if n:
-                    pending[key] = n
-                else:
-                    pending.pop(key, None)
+    for cells, sign in ((old_cells, -1), (new_cells, 1)):
+        for key in cells:
+            n = pending.get(key, 0) + sign
+            if n:
+                pending[key] = n
+            else:
+                pending.pop(key, None)
 
 
 def apply_pending_counts(db: Session) -> None:
@@ -199,13 +197,15 @@ def refresh_flows(db: Session, referral_ids: Iterable[int]) -> None:
                 .returning(*table.c)).all()]
             if new:
                 db.exec(sa.insert(table), params=new)
-        if sorted(_cells(old)) != sorted(_cells(new)):
-            _add_deltas(db, old, new)
+        old_cells, new_cells = _cells(old), _cells(new)
+        if sorted(old_cells) != sorted(new_cells):
+            _add_deltas(db, old_cells, new_cells)
 
 
 def _cells(rows: list[dict]) -> list[tuple]:
-    return [(row["sent_on"], row["referring_team_id"], row["offer_id"], *cell)
-            for row in rows for cell in flow_cells(row)]
+    """The rows' count cells, each keyed (day, month, team, offer, measure, a, b)."""
+    return [(row["sent_on"], row["sent_month"], row["referring_team_id"], row["offer_id"],
+             *cell) for row in rows for cell in flow_cells(row)]
 
 
 def refresh_person_flows(db: Session, person_id: int) -> None:
