@@ -275,4 +275,3 @@ def register_listener() -> None:
         STATUS_LISTENERS.append(on_status_change)
 
 
-rebuild_flow_months = rebuild_flow_counts  # its first name, still used by bulk loaders
