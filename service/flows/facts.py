@@ -273,5 +273,3 @@ def register_listener() -> None:
 
     if on_status_change not in STATUS_LISTENERS:
         STATUS_LISTENERS.append(on_status_change)
-
-
