@@ -53,6 +53,13 @@ class Referral(SQLModel, table=True):
             postgresql_where=sa.text("first_contact_at IS NULL"),
             sqlite_where=sa.text("first_contact_at IS NULL"),
         ),
+        # The referrals whose flow row waits to be rewritten (service.flows.facts).
+        sa.Index(
+            "ix_referral_flows_stale",
+            "id",
+            postgresql_where=sa.text("flows_stale"),
+            sqlite_where=sa.text("flows_stale"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -87,6 +94,10 @@ class Referral(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_contact_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Set by every change the flows report could see (status, decision, first contact, the
+    # person's equality fields) in the change's own UPDATE; cleared when service.flows.facts
+    # rewrites the referral's flow row and counts (the worker, or the report before it reads).
+    flows_stale: bool = Field(default=False, sa_column_kwargs={"server_default": sa.text("false")})
 
 
 class ReferralEvent(SQLModel, table=True):

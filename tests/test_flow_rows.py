@@ -1,5 +1,7 @@
 """Each sent referral's flow row (models.flows.ReferralFlow) follows the operations that move
-it, in the same transaction: send, accept, contacts, closing, person edits, and rollback."""
+it: send, accept, contacts, closing, person edits. Each change marks the referral in its own
+transaction (nothing of the flows on the request path); the worker, or the report before it
+reads, rewrites the marked rows and moves the counts; a rollback keeps nothing."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from models import FlowDay, FlowMonth, Referral, ReferralFlow
 from service.db import engine
-from service.flows.facts import rebuild_flow_counts, refresh_flows
+from service.flows.facts import rebuild_flow_counts, refresh_flows, refresh_stale_flows
+from service.jobs.worker import refresh_flows as worker_refresh_flows
 from tests.test_referral_support import (
     act,
     create_referral,
@@ -31,8 +34,16 @@ world = _world_fixture
 
 
 def _row(db, referral_id: int) -> ReferralFlow | None:
+    """The row as the report reads it: after refreshing the marked referrals."""
     db.expire_all()
+    refresh_stale_flows(db, wait=True)
+    db.commit()
     return db.get(ReferralFlow, referral_id)
+
+
+def _marked(db) -> list[int]:
+    db.expire_all()
+    return list(db.exec(select(Referral.id).where(Referral.flows_stale)).all())
 
 
 def _contact(w, referral_id: int, outcome: str, when: datetime):
@@ -123,8 +134,9 @@ def test_refresh_rewrites_a_stale_row(world):
 
 @pytest.mark.postgres
 def test_parallel_decisions_in_one_month_keep_the_counts_exact(world, app, db):
-    """Twelve decisions at once on referrals sharing their month, team and offer counts: no
-    lost update, no deadlock, and the counts still equal a recount."""
+    """Twelve decisions at once on referrals sharing their month, team and offer counts, then
+    four workers and a report refreshing at once (in batches of two): no lost update, no
+    deadlock, every referral refreshed, and the counts still equal a recount."""
     referrals = [sent_referral(world)]
     for seed in range(2, 13):
         person = make_person(db, world.demo, seed=seed)
@@ -147,7 +159,23 @@ def test_parallel_decisions_in_one_month_keep_the_counts_exact(world, app, db):
     with ThreadPoolExecutor(max_workers=len(referrals)) as pool:
         responses = list(pool.map(decide, zip(referrals, clients, strict=True)))
     assert [r.status_code for r in responses] == [200] * len(referrals)
-    db.expire_all()
+    assert sorted(_marked(db)) == sorted(referrals)
+    with app.app_context():
+        bind = engine()
+    start = threading.Barrier(5)
+
+    def refresher(report: bool) -> None:
+        start.wait()
+        if report:
+            with Session(bind) as own:
+                refresh_stale_flows(own, wait=True, batch=2)
+                own.commit()
+        else:
+            worker_refresh_flows(lambda: Session(bind, expire_on_commit=False), batch=2)
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        list(pool.map(refresher, [False, False, False, False, True]))
+    assert _marked(db) == []
     outcomes = {r.outcome for r in db.exec(select(ReferralFlow)).all()}
     assert outcomes == {"in-progress", "declined"}
     kept = _counts(db)
@@ -215,10 +243,12 @@ def test_count_changes_wait_for_the_commit_and_a_rollback_drops_them(world):
     assert _counts(db) == kept
 
 
-def test_a_status_change_the_row_does_not_see_writes_no_flows(world, app):
+def test_a_status_change_writes_no_flows_on_the_request_path_only_its_mark(world, app):
     rid = sent_referral(world)
     world.later(days=1)
     ok(act(world.vcse, rid, "accept", {}))
+    assert _row(world.db, rid).outcome == "in-progress"
+    assert _marked(world.db) == []
     with app.app_context():
         bind = engine()
     statements = []
@@ -232,5 +262,31 @@ def test_a_status_change_the_row_does_not_see_writes_no_flows(world, app):
         ok(act(world.vcse, rid, "start"))
     finally:
         sa.event.remove(bind, "before_cursor_execute", seen)
-    assert statements == ["SELECT"]  # the old row, found unchanged
+    assert statements == []  # the status change's own UPDATE marked it
+    assert _marked(world.db) == [rid]
     assert _row(world.db, rid).outcome == "in-progress"
+    assert _marked(world.db) == []
+
+
+def test_the_worker_refreshes_marked_referrals_and_a_rollback_keeps_the_marks(world, app):
+    rid = sent_referral(world)
+    db = world.db
+    assert _row(db, rid).outcome == "awaiting"
+    ok(act(world.vcse, rid, "decline", {"reason_code": "no-capacity"}))
+    assert _marked(db) == [rid]
+    with app.app_context():
+        bind = engine()
+    with Session(bind) as other:
+        assert refresh_stale_flows(other) == 1
+        other.rollback()  # a refresh that did not commit changes nothing
+    assert _marked(db) == [rid]
+    assert db.get(ReferralFlow, rid).outcome == "awaiting"
+    assert worker_refresh_flows(lambda: Session(bind, expire_on_commit=False)) == 1
+    assert _marked(db) == []
+    db.expire_all()
+    assert (db.get(ReferralFlow, rid).outcome, db.get(ReferralFlow, rid).reason) == (
+        "declined", "no-capacity")
+    declined = db.exec(select(FlowMonth.n).where(FlowMonth.measure == "outcome",
+                                                 FlowMonth.a == "declined")).all()
+    assert declined == [1]
+    assert worker_refresh_flows(lambda: Session(bind, expire_on_commit=False)) == 0

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 08:34:45.019848
+Create Date: 2026-11-26 11:14:22.542892
 """
 from alembic import op
 import sqlalchemy as sa
@@ -433,6 +433,7 @@ def upgrade() -> None:
     sa.Column('ended_at', models.types.UTCDateTime(), nullable=True),
     sa.Column('first_contact_at', models.types.UTCDateTime(), nullable=True),
     sa.Column('updated_at', models.types.UTCDateTime(), nullable=False),
+    sa.Column('flows_stale', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.CheckConstraint("alternative_basis IS NULL OR alternative_basis IN ('safeguarding', 'vital-interests', 'legal-obligation', 'public-task')", name=op.f('ck_referral_alternative_basis')),
     sa.CheckConstraint("status IN ('draft', 'requested', 'accepted', 'rejected', 'in-progress', 'on-hold', 'completed', 'cancelled', 'failed')", name=op.f('ck_referral_status')),
     sa.CheckConstraint("status NOT IN ('rejected', 'cancelled', 'on-hold', 'failed') OR reason_code IS NOT NULL", name=op.f('ck_referral_reason_required')),
@@ -447,6 +448,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('referral', schema=None) as batch_op:
         batch_op.create_index('ix_referral_awaiting_first_contact', ['status', 'decided_at'], unique=False, postgresql_where=sa.text('first_contact_at IS NULL'), sqlite_where=sa.text('first_contact_at IS NULL'))
+        batch_op.create_index('ix_referral_flows_stale', ['id'], unique=False, postgresql_where=sa.text('flows_stale'), sqlite_where=sa.text('flows_stale'))
         batch_op.create_index('ix_referral_inbox', ['receiving_organisation_id', 'sent_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_journey_id'), ['journey_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_offer_id'), ['offer_id'], unique=False)
@@ -698,6 +700,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_referral_offer_id'))
         batch_op.drop_index(batch_op.f('ix_referral_journey_id'))
         batch_op.drop_index('ix_referral_inbox')
+        batch_op.drop_index('ix_referral_flows_stale', postgresql_where=sa.text('flows_stale'), sqlite_where=sa.text('flows_stale'))
         batch_op.drop_index('ix_referral_awaiting_first_contact', postgresql_where=sa.text('first_contact_at IS NULL'), sqlite_where=sa.text('first_contact_at IS NULL'))
 
     op.drop_table('referral')

@@ -1,27 +1,26 @@
-"""Keep each sent referral's flow row (models.flows.ReferralFlow) current, in the same
-transaction as the change that moves it.
+"""Keep each sent referral's flow row (models.flows.ReferralFlow) and the monthly and daily
+counts (FlowMonth, FlowDay) in step with the referrals, off the request path.
 
-What moves a row, and who calls `refresh_flows`:
-- a referral status change (send, accept, decline, start, hold, resume, complete, fail,
-  cancel -- also consent withdrawal and step-up holds): the `on_status_change` listener of
-  service.referrals.hooks, registered with the flows area;
-- an attended contact (first contact and its working days): service.referrals.operations;
-- an edit of the person's borough, sex, ethnic category or date of birth:
-  service.people.operations;
-- data loaded around the operations (demo data, test factories): they call it themselves.
+A change that moves a referral's figures marks it (`Referral.flows_stale`) in its own
+transaction, at no extra cost on the hot path: the status change's conditional UPDATE sets the
+mark (service.referrals.operations); the first attended contact's UPDATE sets it; an edit of
+the person's borough, sex, ethnic category or date of birth marks their sent referrals; the
+`on_status_change` listener marks any status change that came another way (step-up holds).
 
-A referral that was never sent has no row. Rows are rewritten from the referral's current
-state, so calling this again is always safe.
+`refresh_stale_flows` rewrites the marked referrals' rows and clears the marks, locking them in
+id order (PostgreSQL; a change racing it waits, and marks the referral again after). It runs:
+- in `flask worker`, after each outbox batch, so few marks wait at any time;
+- in the flows report, on the primary before it reads the counts, so the report is always
+  exact: it shows every committed change, however recently made.
 
-The monthly and daily counts (models.flows.FlowMonth, FlowDay) move with the rows: the
-cells of the old rows are taken away and those of the new rows added. The net changes wait
-in the session (``db.info``) until its commit, where a ``before_commit`` hook applies them as
-one upsert per table in key order (so two transactions lock shared counts in the same order,
-and only for the commit's last moments), and counts that reach zero are deleted. Every
-commit applies them (requests, CLI, sweep, tests, demo data); a rollback drops them; a read
-of the counts through the session applies them first. No savepoint wraps a refresh today: one
-rolled back would keep its changes. `rebuild_flow_counts` recounts them all from
-the rows in SQL (after a bulk load, or to repair); `cells_sql` is the same expansion as
+Rows are rewritten from the referral's current state (`refresh_flows`), so a refresh is always
+safe to repeat; a referral that was never sent has no row. The counts move with the rows: the
+cells of the old rows are taken away and those of the new rows added. The net changes wait in
+the session (``db.info``) until its commit, where a ``before_commit`` hook applies them as one
+upsert per table in key order (so two refreshes lock shared counts in the same order), and
+counts that reach zero are deleted; a rollback drops them (and the marks stay); a read of the
+counts through the session applies them first. `rebuild_flow_counts` recounts them all from the
+rows in SQL (after a bulk load, or to repair); `cells_sql` is the same expansion as
 models.flows.flow_cells.
 """
 
@@ -31,6 +30,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from models import Contact, FlowDay, FlowMonth, Person, Referral, ReferralEvent, ReferralFlow, Team
@@ -167,14 +167,21 @@ def _apply_before_reading_counts(state) -> None:
         apply_pending_counts(state.session)
 
 
+_CLEAR_MARKS = (sa.update(Referral.__table__)
+                .where(Referral.__table__.c.id.in_(sa.bindparam("ids", expanding=True)),
+                       Referral.__table__.c.flows_stale)
+                .values(flows_stale=False))
+
+
 def refresh_flows(db: Session, referral_ids: Iterable[int]) -> None:
-    """Rewrite the flow rows of these referrals from their current state, and move their
-    monthly and daily counts with them (at the commit: apply_pending_counts)."""
+    """Rewrite the flow rows of these referrals from their current state, clear their marks,
+    and move their monthly and daily counts with them (at the commit: apply_pending_counts)."""
     ids = sorted(set(referral_ids))
     table = ReferralFlow.__table__
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
         new = _rows(db, chunk)  # locks the referrals before their old rows are read
+        db.exec(_CLEAR_MARKS, params={"ids": chunk})
         if len(chunk) == 1:
             # One referral (every status change, contact and most person edits): read the old
             # row, leave it alone when nothing in it moved, else update it in place.
@@ -208,10 +215,41 @@ def _cells(rows: list[dict]) -> list[tuple]:
              *cell) for row in rows for cell in flow_cells(row)]
 
 
-def refresh_person_flows(db: Session, person_id: int) -> None:
-    """After an edit of the person: their referrals' equality fields and age bands."""
-    refresh_flows(db, db.exec(select(Referral.id).where(Referral.person_id == person_id,
-                                                        Referral.sent_at.is_not(None))).all())
+def _stale_ids(db: Session, limit: int, wait: bool) -> list[int]:
+    query = (select(Referral.id).where(Referral.flows_stale).order_by(Referral.id).limit(limit))
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=not wait)
+    return list(db.exec(query).all())
+
+
+def refresh_stale_flows(db: Session, *, wait: bool = False, batch: int = _CHUNK,
+                        limit: int | None = None) -> int:
+    """Rewrite the rows of the marked referrals (at most `limit`, in batches); how many.
+
+    On PostgreSQL the marked referrals are locked in id order. `wait=False` (the worker) skips
+    those another transaction holds: the change or refresh holding them marks or refreshes
+    them itself. `wait=True` (the report) waits for them, so it reads every committed change.
+    Does not commit: the counts move at the caller's commit, and a rollback keeps the marks."""
+    done = 0
+    while limit is None or done < limit:
+        size = batch if limit is None else min(batch, limit - done)
+        ids = _stale_ids(db, size, wait)
+        if not ids:
+            break
+        refresh_flows(db, ids)
+        done += len(ids)
+        if len(ids) < size:
+            break
+    return done
+
+
+def mark_person_stale(db: Session, person_id: int) -> None:
+    """After an edit of the person: their sent referrals' equality fields and age bands."""
+    db.exec(sa.update(Referral)
+            .where(Referral.person_id == person_id, Referral.sent_at.is_not(None),
+                   Referral.flows_stale.is_(False))
+            .values(flows_stale=True)
+            .execution_options(synchronize_session=False))
 
 
 def refresh_all_flows(db: Session) -> None:
@@ -263,9 +301,17 @@ def rebuild_flow_counts(db: Session) -> None:
         db.exec(sa.text(recount))
 
 
+_MARK = (sa.update(Referral.__table__)
+         .where(Referral.__table__.c.id == sa.bindparam("referral_id"))
+         .values(flows_stale=True))
+
+
 def on_status_change(db: Session, referral: Referral, event: ReferralEvent) -> None:  # noqa: ARG001
-    """The STATUS_LISTENERS hook (service.referrals.hooks)."""
-    refresh_flows(db, [referral.id])
+    """The STATUS_LISTENERS hook (service.referrals.hooks): mark the referral, unless the
+    change's own UPDATE already did (the usual case: no statement)."""
+    if not referral.flows_stale:
+        db.exec(_MARK, params={"referral_id": referral.id})
+        set_committed_value(referral, "flows_stale", True)
 
 
 def register_listener() -> None:

@@ -47,6 +47,7 @@ from service.errors import Invalid, NotFound
 from service.flows import queries
 from service.flows.calendar import LONDON
 from service.flows.disclosure import LEGEND, THRESHOLD, Register, change, share, statistic
+from service.flows.facts import apply_pending_counts, refresh_stale_flows
 from service.flows.queries import ALL, GROUPS, Window
 
 MAX_PERIOD_DAYS = 366
@@ -577,9 +578,13 @@ def get_flows(db: Session, actor: Principal, alliance_id: int | None, date_from:
     """The published flows of an alliance the caller manages (404 for any other).
 
     The scope is checked on `db`; the figures are read from `figures_db` (the read replica's
-    session, service.db.get_flows_session) when given."""
+    session, service.db.get_flows_session) when given. First the referrals changed since the
+    worker last refreshed them are refreshed on `db` (the primary), so the figures hold every
+    committed change (read on a replica, from the next read that follows this one's commit)."""
     actor.require(perm.FLOWS_READ)
     alliance = _alliance_in_scope(db, actor, alliance_id)
+    refresh_stale_flows(db, wait=True)
+    apply_pending_counts(db)
     window = make_window(alliance.id, date_from, date_to, group, clock.now())
     report = build_report(figures_db or db, window, alliance)
     report["generated_by"] = actor.user.display_name if actor.user else "API client"

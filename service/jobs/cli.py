@@ -56,7 +56,8 @@ def sweep_command(as_of: str | None, batch_size: int, quiet: bool) -> None:
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
 @click.option("--idle-seconds", default=2.0, show_default=True, type=float)
 def worker_command(once: bool, idle_seconds: float) -> None:
-    """Deliver outbox messages (email; other channels when registered)."""
+    """Deliver outbox messages (email; other channels when registered) and keep the flows
+    report's rows up to date."""
     from service.jobs import worker
 
     settings = current_app.config["SETTINGS"]
@@ -64,6 +65,7 @@ def worker_command(once: bool, idle_seconds: float) -> None:
         result = worker.drain(session_factory, settings)
         click.echo(f"outbox: {result.sent} sent, {result.retried} to retry, "
                    f"{result.failed} failed")
+        click.echo(f"flows: {worker.refresh_flows(session_factory)} referrals refreshed")
         return
     stopping = {"now": False}
 

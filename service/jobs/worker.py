@@ -37,6 +37,7 @@ BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
 LEASE = timedelta(minutes=5)  # the default of settings OUTBOX_LEASE_SECONDS
 BATCH = 50
+FLOWS_BATCH = 500
 
 
 def backoff(attempts: int, *, jitter: float | None = None) -> timedelta:
@@ -149,13 +150,31 @@ def drain(session_factory, settings, *, limit: int = BATCH) -> WorkerResult:
             return total
 
 
+def refresh_flows(session_factory, *, batch: int = FLOWS_BATCH) -> int:
+    """Rewrite the flow rows of the referrals changed since the last run (marked by the
+    change, see service.flows.facts), a batch per transaction; how many. Safe on many nodes:
+    each skips the referrals another holds."""
+    from service.flows.facts import refresh_stale_flows
+
+    total = 0
+    while True:
+        with session_factory() as db:
+            done = refresh_stale_flows(db, batch=batch, limit=batch)
+            db.commit()
+        total += done
+        if done < batch:
+            return total
+
+
 def run_forever(session_factory, settings, *, idle_seconds: float = 2.0,
                 should_stop=lambda: False) -> None:  # pragma: no cover - a loop around drain
     while not should_stop():
+        refreshed = 0
         try:
             result = drain(session_factory, settings)
+            refreshed = refresh_flows(session_factory)
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError):
             log.warning("outbox worker: database unavailable; retrying")
             result = WorkerResult()
-        if result.claimed == 0:
+        if result.claimed == 0 and refreshed == 0:
             time.sleep(idle_seconds)

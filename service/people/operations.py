@@ -28,7 +28,7 @@ from service.auth import permissions as perm
 from service.auth.principal import Principal
 from service.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from service.flags.operations import raise_flag
-from service.flows.facts import PERSON_FIELDS, refresh_person_flows
+from service.flows.facts import PERSON_FIELDS, mark_person_stale
 from service.http import etag_of, require_if_match
 from service.referrals.operations import cancel_open_referrals
 from service.scoping import require_person
@@ -230,7 +230,7 @@ def update_person(db: Session, actor: Principal, person_id: int, data: dict, *,
     db.add(person)
     _flush_person(db)
     if PERSON_FIELDS & data.keys():
-        refresh_person_flows(db, person.id)
+        mark_person_stale(db, person.id)
     audit.record(db, actor, "update", "person", person.id, person_id=person.id)
     return shape_person(db, actor, person)
 

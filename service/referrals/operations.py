@@ -64,7 +64,6 @@ from service.audit import operations as audit
 from service.auth import permissions as perm
 from service.auth.principal import Principal
 from service.errors import Conflict, Forbidden, Invalid, PreconditionFailed
-from service.flows.facts import refresh_flows
 from service.http import etag_of
 from service.journeys.operations import (
     activate_on_first_accept,
@@ -176,8 +175,10 @@ _REFERRAL_IF_VERSION = (sa.update(Referral.__table__)
 
 
 def _conditional_update(db: Session, referral: Referral, **values) -> None:
-    """Change the row only if nobody changed it since we read it (else 412)."""
+    """Change the row only if nobody changed it since we read it (else 412). Marks the
+    referral for the flows report (service.flows.facts) in the same UPDATE."""
     values["version"] = referral.version + 1
+    values["flows_stale"] = True
     db.flush()  # what the session holds reaches the database first, as autoflush would do
     result = db.connection().execute(
         _REFERRAL_IF_VERSION,
@@ -510,10 +511,9 @@ def record_contact(db: Session, actor: Principal, referral_id: int, data: dict) 
             .where(Referral.id == referral.id,
                    sa.or_(Referral.first_contact_at.is_(None),
                           Referral.first_contact_at > happened_at))
-            .values(first_contact_at=happened_at)
+            .values(first_contact_at=happened_at, flows_stale=True)  # a mark for the flows
             .execution_options(synchronize_session=False)
         )
-        refresh_flows(db, [referral.id])
     else:
         latest = db.exec(select(Contact.outcome).where(Contact.referral_id == referral.id)
                          .order_by(Contact.happened_at.desc(), Contact.id.desc())
