@@ -23,7 +23,7 @@ from models import (
 )
 from service import create_app
 from service.audit import operations as audit
-from service.jobs import delivery, worker
+from service.jobs import delivery, outbox, worker
 from service.jobs.outbox import enqueue
 from service.referrals import operations as referral_ops
 from tests.conftest import signed_in_client
@@ -100,18 +100,17 @@ def test_a_create_that_fails_after_its_writes_leaves_nothing_behind(world, monke
 def test_a_send_that_fails_after_its_writes_leaves_the_draft_as_it_was(world, monkeypatch):
     rid = ok(create_referral(world.coordinator, world.journey.id, world.offer.id), 201)["id"]
     draft = referral_row(world.db, rid)
-    enqueue_email = referral_ops._enqueue_email
+    enqueue_emails = outbox.enqueue_emails
     calls = []
 
-    def enqueue_then_fail(db, **kwargs):
-        enqueue_email(db, **kwargs)  # the outbox row is written, then the request fails
-        db.flush()
-        calls.append(kwargs["topic"])
+    def enqueue_then_fail(db, statement, params, **kwargs):
+        enqueue_emails(db, statement, params, **kwargs)  # the outbox rows are written, then
+        calls.append(kwargs["topic"])  # the request fails
         raise RuntimeError(f"mail relay refused {world.person.family_name}")
 
     tag = etag(world.coordinator, rid)
     before = _counts(world.db)
-    monkeypatch.setattr(referral_ops, "_enqueue_email", enqueue_then_fail)
+    monkeypatch.setattr(outbox, "enqueue_emails", enqueue_then_fail)
     response = act(world.coordinator, rid, "send", if_match=tag)
     assert calls == ["referral.sent"]
     _assert_clean_500(response, world.person.family_name)

@@ -39,7 +39,15 @@ def record(db: Session, actor: Principal | None, action: str, record_type: str,
            record_id=None, person_id: int | None = None) -> None:
     """An allowed read or change, written at once in the request's transaction (one INSERT on
     the session's connection, without the unit of work: the trail has no foreign keys)."""
-    db.connection().execute(_INSERT, {
+    db.connection().execute(_INSERT, allowed_row(actor, action, record_type, record_id,
+                                                 person_id))
+
+
+def allowed_row(actor: Principal | None, action: str, record_type: str, record_id=None,
+                person_id: int | None = None) -> dict:
+    """The audit_event row of an allowed read or change (for callers that write it within a
+    statement of their own)."""
+    return {
         "at": clock.now(),
         "actor_user_id": actor.user_id if actor else None,
         "actor_client_id": actor.client_id if actor else None,
@@ -49,7 +57,7 @@ def record(db: Session, actor: Principal | None, action: str, record_type: str,
         "record_id": None if record_id is None else str(record_id),
         "person_id": person_id, "outcome": "allowed",
         "request_id": g.get("request_id") if has_request_context() else None,
-    })
+    }
 
 
 def record_denied(actor: Principal | None, action: str, record_type: str, record_id=None,

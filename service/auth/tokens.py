@@ -28,12 +28,31 @@ ALGORITHMS = ["RS256"]
 _KEYS = "stepdown.token_keys"
 
 
+_VERIFIED_MAX = 4096
+
+
 class TokenKeys:
     """The current signing key plus earlier public keys still accepted (rotation)."""
 
     def __init__(self, current: RSAKey, previous: list[RSAKey]):
         self.current = current
         self.keyset = KeySet([current, *previous])
+        self._verified: dict[str, jwt.Token] = {}
+
+    def decode(self, token: str) -> jwt.Token:
+        """The token with its signature verified against these keys (RS256 only).
+
+        Tokens already verified by this process are remembered (at most _VERIFIED_MAX, then
+        forgotten together): the same bytes verify the same way against the same keys, and a
+        client sends one token with every request until it expires. Only the signature is
+        remembered: the caller checks the claims (expiry) and the client on every use."""
+        decoded = self._verified.get(token)
+        if decoded is None:
+            decoded = jwt.decode(token, self.keyset, algorithms=ALGORITHMS)
+            if len(self._verified) >= _VERIFIED_MAX:
+                self._verified.clear()
+            self._verified[token] = decoded
+        return decoded
 
     def jwks(self) -> dict:
         return self.keyset.as_dict(private=False)
@@ -111,7 +130,7 @@ _CLIENT_WITH_KIND = (select(ApiClient, Organisation.kind)
 def principal_from_bearer(token: str) -> Principal:
     settings = current_app.config["SETTINGS"]
     try:
-        decoded = jwt.decode(token, keys().keyset, algorithms=ALGORITHMS)
+        decoded = keys().decode(token)
     except (JoseError, ValueError) as exc:
         log.info("bearer token refused: %s", type(exc).__name__)
         raise _invalid("signature or format") from None

@@ -15,13 +15,14 @@ import re
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app, has_app_context
 from sqlmodel import Session
 
 from models import OutboxMessage
 from service import clock
 
-__all__ = ["email_body", "enqueue", "enqueue_email", "link_for"]
+__all__ = ["email_body", "emails_to", "enqueue", "enqueue_email", "enqueue_emails", "link_for"]
 
 # Ten digits (optionally 3-3-4 spaced) or a date: never in an email.
 _LOOKS_PERSONAL = re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
@@ -74,3 +75,31 @@ def enqueue_email(db: Session, *, to: str, topic: str, subject: str, link_path: 
     return enqueue(db, channel="email", topic=topic, recipient=to.strip().lower(),
                    payload={"subject": subject, "body": email_body(subject, link), "link": link},
                    now=now)
+
+
+def emails_to(addresses: sa.Select) -> sa.Insert:
+    """One email to each address `addresses` selects (a one-column SELECT), as ONE
+    INSERT … SELECT: build it once, run it with `enqueue_emails`."""
+    table = OutboxMessage.__table__
+    at = sa.bindparam("at", type_=table.c.created_at.type)
+    address = addresses.selected_columns[0]
+    row = addresses.with_only_columns(
+        sa.literal("email"), sa.bindparam("topic", type_=table.c.topic.type),
+        sa.func.lower(sa.func.trim(address)), sa.bindparam("payload", type_=table.c.payload.type),
+        sa.literal("pending"), sa.literal(0), at, at)
+    return sa.insert(table).from_select(
+        ["channel", "topic", "recipient", "payload", "status", "attempts", "next_attempt_at",
+         "created_at"], row)
+
+
+def enqueue_emails(db: Session, statement: sa.Insert, params: dict, *, topic: str,
+                   subject: str, link_path: str, now: datetime | None = None) -> None:
+    """Run an `emails_to` statement (with its own `params`): the same email as
+    `enqueue_email` to each address, in the caller's transaction, in one statement."""
+    if _LOOKS_PERSONAL.search(subject):
+        raise ValueError("email subjects must not contain NHS numbers or dates")
+    link = link_for(link_path)
+    payload = {"subject": subject, "body": email_body(subject, link), "link": link}
+    db.flush()  # as autoflush would, before a statement on the session's connection
+    db.connection().execute(statement, {**params, "topic": topic[:60], "at": now or clock.now(),
+                                        "payload": json.dumps(payload)})

@@ -221,12 +221,18 @@ def discharge_journey(db: Session, actor: Principal, journey_id: int, data: dict
     return journey
 
 
+def activation(journey_id) -> sa.Update:
+    """`planned` → `active` for the journey `journey_id` names (a bind parameter, or an
+    expression of a larger statement: see service.referrals.operations), at :now."""
+    table = Journey.__table__
+    return (sa.update(table)
+            .where(table.c.id == journey_id, table.c.status == "planned")
+            .values(status="active", version=table.c.version + 1,
+                    updated_at=sa.bindparam("now", type_=table.c.updated_at.type)))
+
+
 # Built once: every accept runs it. Callers do not hold the journey, so no session sync.
-_ACTIVATE = (sa.update(Journey.__table__)
-             .where(Journey.__table__.c.id == sa.bindparam("journey_id"),
-                    Journey.__table__.c.status == "planned")
-             .values(status="active", version=Journey.__table__.c.version + 1,
-                     updated_at=sa.bindparam("now", type_=Journey.__table__.c.updated_at.type)))
+_ACTIVATE = activation(sa.bindparam("journey_id"))
 
 
 def activate_on_first_accept(db: Session, journey_id: int) -> bool:

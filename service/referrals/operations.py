@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
 
 from models import (
@@ -67,6 +70,7 @@ from service.errors import Conflict, Forbidden, Invalid, PreconditionFailed
 from service.http import etag_of
 from service.journeys.operations import (
     activate_on_first_accept,
+    activation,
     check_version,
     display_name,
     owns_team,
@@ -153,15 +157,22 @@ def _enqueue_email(db: Session, **kwargs) -> None:
 _INSERT_EVENT = sa.insert(ReferralEvent.__table__).returning(ReferralEvent.__table__.c.id)
 
 
+def _event_values(actor: Principal | None, referral_id: int, action: str,
+                  from_status: str | None, to_status: str, reason_code: str | None,
+                  reason_text: str | None, at: datetime) -> dict:
+    return {"referral_id": referral_id, "action": action, "from_status": from_status,
+            "to_status": to_status, "reason_code": reason_code, "reason_text": reason_text,
+            "actor_user_id": actor.user_id if actor else None,
+            "actor_client_id": actor.client_id if actor else None, "at": at}
+
+
 def _write_event(db: Session, actor: Principal | None, referral_id: int, action: str,
                  from_status: str | None, to_status: str, reason_code: str | None,
                  reason_text: str | None, at: datetime) -> ReferralEvent:
     """Append the event at once, on the session's connection (one INSERT, no unit of work);
     the returned object, not in the session, is what status listeners are given."""
-    values = {"referral_id": referral_id, "action": action, "from_status": from_status,
-              "to_status": to_status, "reason_code": reason_code, "reason_text": reason_text,
-              "actor_user_id": actor.user_id if actor else None,
-              "actor_client_id": actor.client_id if actor else None, "at": at}
+    values = _event_values(actor, referral_id, action, from_status, to_status, reason_code,
+                           reason_text, at)
     db.flush()  # the referral (and anything else pending) is written first, as autoflush would
     event_id = db.connection().execute(_INSERT_EVENT, values).scalar_one()
     return ReferralEvent(id=event_id, **values)
@@ -189,6 +200,73 @@ def _conditional_update(db: Session, referral: Referral, **values) -> None:
         set_committed_value(referral, name, value)
 
 
+def _audited_row(table: sa.Table, prefix: str, source, **columns) -> sa.Insert:
+    """INSERT INTO table SELECT <each column but id: `columns` given, else a bind parameter>
+    FROM source: one row per row of `source` (none when it is empty)."""
+    names = [c.name for c in table.c if c.name != "id"]
+    row = sa.select(*[columns[n] if n in columns
+                      else sa.bindparam(prefix + n, type_=table.c[n].type) for n in names])
+    return sa.insert(table).from_select(names, row.select_from(source))
+
+
+@functools.cache
+def _change_statement(columns: tuple[str, ...], activate_journey: bool) -> sa.Select:
+    """PostgreSQL: the conditional update, its referral event and its audit row (and the
+    journey's activation on an accept) in one statement (data-modifying CTEs); the event's
+    id, or no row when the version did not match (then nothing was written)."""
+    table = Referral.__table__
+    changed = (sa.update(table)
+               .where(table.c.id == sa.bindparam("expected_id"),
+                      table.c.version == sa.bindparam("expected_version"))
+               .values({name: sa.bindparam(name, type_=table.c[name].type) for name in columns})
+               .returning(table.c.id, table.c.journey_id)
+               .cte("changed"))
+    event_table = ReferralEvent.__table__
+    event = (_audited_row(event_table, "event_", changed).returning(event_table.c.id)
+             .cte("event"))
+    audited = _audited_row(AuditEvent.__table__, "audit_", changed).cte("audited")
+    statement = sa.select(event.c.id).add_cte(audited)
+    if activate_journey:
+        statement = statement.add_cte(
+            activation(sa.select(changed.c.journey_id).scalar_subquery()).cte("activated"))
+    return statement
+
+
+def _change(db: Session, actor: Principal | None, referral: Referral, action: str,
+            to_status: str, reason_code: str | None, reason_text: str | None, at: datetime,
+            values: dict) -> ReferralEvent:
+    """A status change: the conditional update (412 when the referral changed since it was
+    read), its `ReferralEvent`, its audit event, and on an accept the journey's activation
+    (`planned` → `active`). One statement on PostgreSQL, three or four on SQLite; either way
+    all or nothing. The returned event is what status listeners get."""
+    from_status = referral.status
+    activate_journey = action == "accept"
+    if db.get_bind().dialect.name != "postgresql":
+        _conditional_update(db, referral, **values)
+        event = _write_event(db, actor, referral.id, action, from_status, to_status,
+                             reason_code, reason_text, at)
+        audit.record(db, actor, action, "referral", referral.id, person_id=referral.person_id)
+        if activate_journey:
+            activate_on_first_accept(db, referral.journey_id)
+        return event
+    values = {**values, "version": referral.version + 1, "flows_stale": True}
+    event_values = _event_values(actor, referral.id, action, from_status, to_status,
+                                 reason_code, reason_text, at)
+    audit_values = audit.allowed_row(actor, action, "referral", referral.id,
+                                     person_id=referral.person_id)
+    db.flush()  # what the session holds reaches the database first, as autoflush would do
+    statement = _change_statement(tuple(sorted(values)), activate_journey)
+    event_id = db.connection().execute(statement, {
+        "expected_id": referral.id, "expected_version": referral.version, "now": at, **values,
+        **{f"event_{k}": v for k, v in event_values.items()},
+        **{f"audit_{k}": v for k, v in audit_values.items()}}).scalar()
+    if event_id is None:
+        raise PreconditionFailed("The referral has changed since you read it. Read it again.")
+    for name, value in values.items():  # the row now holds these: not a pending change
+        set_committed_value(referral, name, value)
+    return ReferralEvent(id=event_id, **event_values)
+
+
 # --- create -----------------------------------------------------------------------------------
 
 HANDOVER_FIELDS = ("goals", "relapse_signs", "crisis_plan", "risk_summary", "contact_in_hours",
@@ -203,35 +281,90 @@ def _open_rule_conflict() -> Conflict:
 
 # The hot paths' statements are built once, with bind parameters: building a statement costs
 # more Python than running it.
-_JOURNEY_WITH_TEAM_ORGANISATION = (select(Journey, Team.organisation_id)
-                                   .join(Team, Team.id == Journey.team_id)
-                                   .where(Journey.id == sa.bindparam("journey_id")))
+_REFER_CONTEXT = (select(Journey, Team, Person, Offer, Organisation)
+                  .join(Team, Team.id == Journey.team_id)
+                  .join(Person, Person.id == Journey.person_id)
+                  .outerjoin(Offer, Offer.id == sa.bindparam("offer_id"))
+                  .outerjoin(Organisation, Organisation.id == Offer.organisation_id)
+                  .where(Journey.id == sa.bindparam("journey_id")))
 
 
-def _journey_to_refer_from(db: Session, actor: Principal, journey_id: int) -> Journey:
-    """The journey if the caller's team owns it: 404 (audited) when out of scope, else 403.
+def _journey_to_refer_from(db: Session, actor: Principal, journey_id: int,
+                           offer_id: int) -> tuple[Journey, Offer | None]:
+    """The journey if the caller's team owns it (404, audited, when out of scope; else 403),
+    and the offer (None if there is no such offer).
 
-    One query in the usual case: a statutory caller owning the journey's team sees its person by
-    that alone (the first rule of `visible_people_clause`), so the wider scope check is only
-    needed to tell 404 from 403 when it does not own it.
+    One query in the usual case, which also brings the referring team, the person and the
+    receiving organisation into the session for the response: a statutory caller owning the
+    journey's team sees its person by that alone (the first rule of `visible_people_clause`), so
+    the wider scope check is only needed to tell 404 from 403 when it does not own it.
     """
-    row = db.exec(_JOURNEY_WITH_TEAM_ORGANISATION, params={"journey_id": journey_id}).first()
+    row = db.exec(_REFER_CONTEXT, params={"journey_id": journey_id, "offer_id": offer_id}).first()
     if (row is not None and actor.organisation_kind != "vcse"
-            and owns_team(actor, row[0].team_id, row[1])):
-        return row[0]
+            and owns_team(actor, row[0].team_id, row[1].organisation_id)):
+        db.info.setdefault("stepdown.kept", []).extend(r for r in row if r is not None)
+        return row[0], row[3]
     journey = require_journey(db, actor, journey_id, action="create-referral")
-    if row is None or not owns_team(actor, journey.team_id, row[1]):
+    if row is None or not owns_team(actor, journey.team_id, row[1].organisation_id):
         raise Forbidden("Only the journey's owning team can refer.")
-    return journey
+    return journey, db.get(Offer, offer_id)
+
+
+def _create_statement(columns: tuple[str, ...]) -> sa.Select:
+    """PostgreSQL: the new referral, its `create` event and its audit row in one statement
+    (data-modifying CTEs); the referral's id."""
+    table = Referral.__table__
+    created = (sa.insert(table)
+               .values({name: sa.bindparam(name, type_=table.c[name].type) for name in columns})
+               .returning(table.c.id)
+               .cte("created"))
+    event = _audited_row(ReferralEvent.__table__, "event_", created,
+                         referral_id=created.c.id).cte("event")
+    audited = _audited_row(AuditEvent.__table__, "audit_", created,
+                           record_id=sa.cast(created.c.id, sa.String)).cte("audited")
+    return sa.select(created.c.id).add_cte(event).add_cte(audited)
+
+
+_REFERRAL_COLUMNS = tuple(c.name for c in Referral.__table__.c if c.name != "id")
+_CREATE = _create_statement(_REFERRAL_COLUMNS)
+
+
+def _insert_referral(db: Session, actor: Principal, referral: Referral) -> None:
+    """Write the new referral with its `create` event and audit row: one statement on
+    PostgreSQL (the referral then joins the session as if loaded), the unit of work and two
+    INSERTs on SQLite. A parallel create that won the one-open-referral index: 409."""
+    try:
+        if db.get_bind().dialect.name != "postgresql":
+            db.add(referral)
+            db.flush()
+        else:
+            db.flush()
+            values = {name: getattr(referral, name) for name in _REFERRAL_COLUMNS}
+            event = _event_values(actor, 0, "create", None, "draft", None, None,
+                                  referral.created_at)
+            del event["referral_id"]
+            audit_row = audit.allowed_row(actor, "create", "referral", None,
+                                          person_id=referral.person_id)
+            del audit_row["record_id"]
+            referral.id = db.connection().execute(_CREATE, {
+                **values, **{f"event_{k}": v for k, v in event.items()},
+                **{f"audit_{k}": v for k, v in audit_row.items()}}).scalar_one()
+            make_transient_to_detached(referral)
+            db.add(referral)  # persistent, as loaded: nothing more to write
+            return
+    except IntegrityError as exc:  # a parallel create won the partial unique index
+        raise _open_rule_conflict() from exc
+    _write_event(db, actor, referral.id, "create", None, "draft", None, None,
+                 referral.created_at)
+    audit.record(db, actor, "create", "referral", referral.id, person_id=referral.person_id)
 
 
 def create_referral(db: Session, actor: Principal, data: dict) -> Referral:
     """A draft referral from the journey's team to one community offer, with its handover."""
     actor.require(perm.REFERRALS_REFER)
-    journey = _journey_to_refer_from(db, actor, data["journey_id"])
+    journey, offer = _journey_to_refer_from(db, actor, data["journey_id"], data["offer_id"])
     if journey.status not in ("planned", "active"):
         raise Conflict(f"The journey is {journey.status}: no new referrals.")
-    offer = db.get(Offer, data["offer_id"])
     if offer is None:
         raise Invalid("No such offer.", errors={"offer_id": ["No such offer"]})
     if offer.status != "active":
@@ -245,13 +378,7 @@ def create_referral(db: Session, actor: Principal, data: dict) -> Referral:
         status="draft", created_by_user_id=actor.user_id, created_at=now, updated_at=now,
         **{name: data.get(name) for name in HANDOVER_FIELDS},
     )
-    db.add(referral)
-    try:
-        db.flush()
-    except IntegrityError as exc:  # a parallel create won the partial unique index
-        raise _open_rule_conflict() from exc
-    _write_event(db, actor, referral.id, "create", None, "draft", None, None, now)
-    audit.record(db, actor, "create", "referral", referral.id, person_id=referral.person_id)
+    _insert_referral(db, actor, referral)
     db.flush()
     return referral
 
@@ -309,10 +436,15 @@ def _send_values(db: Session, actor: Principal, referral: Referral, data: dict,
             "alternative_justification": data.get("alternative_justification") if basis else None}
 
 
-_TEAM_INBOXES = (select(Team.email)
-                 .where(Team.organisation_id == sa.bindparam("organisation_id"),
-                        Team.email.is_not(None))
-                 .order_by(Team.id))
+def _team_inboxes() -> sa.Insert:
+    from service.jobs.outbox import emails_to
+
+    return emails_to(sa.select(Team.email)
+                     .where(Team.organisation_id == sa.bindparam("organisation_id"),
+                            Team.email.is_not(None)))
+
+
+_EMAIL_TEAM_INBOXES = _team_inboxes()
 
 
 def _after_send(db: Session, actor: Principal, referral: Referral, context: dict) -> None:
@@ -340,11 +472,11 @@ def _after_send(db: Session, actor: Principal, referral: Referral, context: dict
                         urgency="routine",
                         description=f"{organisation.name} does not hold: "
                                     f"{', '.join(sorted(gap))}. The statutory team keeps these.")
-    inboxes = db.exec(_TEAM_INBOXES, params={"organisation_id": organisation.id}).all()
-    for inbox in inboxes:
-        _enqueue_email(db, to=inbox, topic="referral.sent",
-                       subject=f"New referral to {offer.name}",
-                       link_path=f"/referrals/{referral.id}")
+    from service.jobs.outbox import enqueue_emails
+
+    enqueue_emails(db, _EMAIL_TEAM_INBOXES, {"organisation_id": organisation.id},
+                   topic="referral.sent", subject=f"New referral to {offer.name}",
+                   link_path=f"/referrals/{referral.id}")
 
 
 def _accept_values(data: dict, now: datetime) -> dict:
@@ -383,7 +515,6 @@ def act_on_referral(db: Session, actor: Principal, referral_id: int, action: str
     reason_text = data.get("reason_text") if reason_code else None
 
     now = clock.now()
-    from_status = referral.status
     values: dict = {"status": to_status, "reason_code": reason_code, "reason_text": reason_text,
                     "updated_at": now}
     context: dict = {}
@@ -398,14 +529,10 @@ def act_on_referral(db: Session, actor: Principal, referral_id: int, action: str
     elif action in ("complete", "fail", "cancel"):
         values.update(ended_at=now)
 
-    _conditional_update(db, referral, **values)
-    event = _write_event(db, actor, referral.id, action, from_status, to_status, reason_code,
-                         reason_text, now)
-    audit.record(db, actor, action, "referral", referral.id, person_id=referral.person_id)
+    event = _change(db, actor, referral, action, to_status, reason_code, reason_text, now,
+                    values)
     if action == "send":
         _after_send(db, actor, referral, context)
-    elif action == "accept":
-        activate_on_first_accept(db, referral.journey_id)
     elif action == "decline" and reason_code == "needs-specialist-support":
         journey = db.get(Journey, referral.journey_id)
         organisation = db.get(Organisation, referral.receiving_organisation_id)
@@ -438,12 +565,9 @@ def cancel_open_referrals(db: Session, actor: Principal | None, person_id: int,
         .with_for_update()
     ).all())
     for referral in referrals:
-        from_status = referral.status
-        _conditional_update(db, referral, status="cancelled", reason_code=reason_code,
-                            reason_text=reason_text, ended_at=now, updated_at=now)
-        event = _write_event(db, actor, referral.id, "cancel", from_status, "cancelled",
-                             reason_code, reason_text, now)
-        audit.record(db, actor, "cancel", "referral", referral.id, person_id=person_id)
+        event = _change(db, actor, referral, "cancel", "cancelled", reason_code, reason_text,
+                        now, {"status": "cancelled", "reason_code": reason_code,
+                              "reason_text": reason_text, "ended_at": now, "updated_at": now})
         db.flush()
         notify_status_change(db, referral, event)
     return referrals
@@ -629,14 +753,29 @@ _REFERRAL_VIEW_RECORDS = (
 )
 
 
+def _held(db: Session, model, key: int | None):
+    """The record if the session already holds it (no query)."""
+    return db.identity_map.get(identity_key(model, key)) if key is not None else None
+
+
+def _view_records(db: Session, referral: Referral) -> tuple:
+    """The offer, receiving organisation, referring team, person and assignee: from the
+    session when it holds them all (just created), else in one query, not five."""
+    held = (_held(db, Offer, referral.offer_id),
+            _held(db, Organisation, referral.receiving_organisation_id),
+            _held(db, Team, referral.referring_team_id), _held(db, Person, referral.person_id))
+    if all(held) and referral.assigned_to_user_id is None:
+        return (*held, None)
+    return db.exec(_REFERRAL_VIEW_RECORDS, params={"referral_id": referral.id}).one()
+
+
 def referral_view(db: Session, actor: Principal, referral: Referral, level: str = FULL,
                   detail: bool = True) -> dict:
     """The referral shaped for the caller. `detail` adds events, contacts and notes."""
     if level == TOMBSTONE:
         return tombstone_view(db, referral, actor.organisation_id)
     vcse = actor.organisation_kind == "vcse"
-    offer, organisation, team, person, assignee = db.exec(  # one query, not five
-        _REFERRAL_VIEW_RECORDS, params={"referral_id": referral.id}).one()
+    offer, organisation, team, person, assignee = _view_records(db, referral)
     view = {
         "id": referral.id, "status": referral.status,
         "allowed_actions": actions_for(db, actor, referral),
