@@ -227,8 +227,11 @@ def _change_statement(columns: tuple[str, ...], activate_journey: bool) -> sa.Se
     audited = _audited_row(AuditEvent.__table__, "audit_", changed).cte("audited")
     statement = sa.select(event.c.id).add_cte(audited)
     if activate_journey:
-        statement = statement.add_cte(
-            activation(sa.select(changed.c.journey_id).scalar_subquery()).cte("activated"))
+        # The journey's id is a parameter, so the planner finds it by its key (taken from the
+        # changed row, the planner may scan every planned journey by status instead).
+        activated = (activation(sa.bindparam("activate_journey_id"))
+                     .where(sa.exists(changed.select())))
+        statement = statement.add_cte(activated.cte("activated"))
     return statement
 
 
@@ -257,7 +260,8 @@ def _change(db: Session, actor: Principal | None, referral: Referral, action: st
     db.flush()  # what the session holds reaches the database first, as autoflush would do
     statement = _change_statement(tuple(sorted(values)), activate_journey)
     event_id = db.connection().execute(statement, {
-        "expected_id": referral.id, "expected_version": referral.version, "now": at, **values,
+        "expected_id": referral.id, "expected_version": referral.version, "now": at,
+        "activate_journey_id": referral.journey_id, **values,
         **{f"event_{k}": v for k, v in event_values.items()},
         **{f"audit_{k}": v for k, v in audit_values.items()}}).scalar()
     if event_id is None:
