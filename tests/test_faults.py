@@ -23,7 +23,7 @@ from models import (
 )
 from service import create_app
 from service.audit import operations as audit
-from service.jobs import delivery, outbox, worker
+from service.jobs import delivery, worker
 from service.jobs.outbox import enqueue
 from service.referrals import operations as referral_ops
 from tests.conftest import signed_in_client
@@ -100,19 +100,20 @@ def test_a_create_that_fails_after_its_writes_leaves_nothing_behind(world, monke
 def test_a_send_that_fails_after_its_writes_leaves_the_draft_as_it_was(world, monkeypatch):
     rid = ok(create_referral(world.coordinator, world.journey.id, world.offer.id), 201)["id"]
     draft = referral_row(world.db, rid)
-    enqueue_emails = outbox.enqueue_emails
-    calls = []
+    notify = referral_ops.notify_status_change
+    written = []
 
-    def enqueue_then_fail(db, statement, params, **kwargs):
-        enqueue_emails(db, statement, params, **kwargs)  # the outbox rows are written, then
-        calls.append(kwargs["topic"])  # the request fails
-        raise RuntimeError(f"mail relay refused {world.person.family_name}")
+    def listeners_then_fail(db, referral, event):
+        notify(db, referral, event)  # the change, its event, audit row, team inbox emails and
+        db.flush()  # webhooks are written; then the request fails
+        written.append(db.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)))
+        raise RuntimeError(f"listener failed for {world.person.family_name}")
 
     tag = etag(world.coordinator, rid)
     before = _counts(world.db)
-    monkeypatch.setattr(outbox, "enqueue_emails", enqueue_then_fail)
+    monkeypatch.setattr(referral_ops, "notify_status_change", listeners_then_fail)
     response = act(world.coordinator, rid, "send", if_match=tag)
-    assert calls == ["referral.sent"]
+    assert written and written[0] > before["OutboxMessage"]  # the inbox email was written
     _assert_clean_500(response, world.person.family_name)
     after = referral_row(world.db, rid)
     assert (after.status, after.version, after.sent_at) == ("draft", draft.version, None)

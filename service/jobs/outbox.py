@@ -22,7 +22,8 @@ from sqlmodel import Session
 from models import OutboxMessage
 from service import clock
 
-__all__ = ["email_body", "emails_to", "enqueue", "enqueue_email", "enqueue_emails", "link_for"]
+__all__ = ["email_body", "email_params", "emails_to", "enqueue", "enqueue_email", "enqueue_emails",
+           "link_for"]
 
 # Ten digits (optionally 3-3-4 spaced) or a date: never in an email.
 _LOOKS_PERSONAL = re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
@@ -77,29 +78,36 @@ def enqueue_email(db: Session, *, to: str, topic: str, subject: str, link_path: 
                    now=now)
 
 
-def emails_to(addresses: sa.Select) -> sa.Insert:
+def emails_to(addresses: sa.Select, prefix: str = "") -> sa.Insert:
     """One email to each address `addresses` selects (a one-column SELECT), as ONE
-    INSERT … SELECT: build it once, run it with `enqueue_emails`."""
+    INSERT … SELECT: build it once, run it with `email_params(prefix=…)` (or use it as a CTE of
+    a larger statement). Its bind parameters: `{prefix}topic`, `{prefix}payload`, `{prefix}at`."""
     table = OutboxMessage.__table__
-    at = sa.bindparam("at", type_=table.c.created_at.type)
+    at = sa.bindparam(f"{prefix}at", type_=table.c.created_at.type)
     address = addresses.selected_columns[0]
     row = addresses.with_only_columns(
-        sa.literal("email"), sa.bindparam("topic", type_=table.c.topic.type),
-        sa.func.lower(sa.func.trim(address)), sa.bindparam("payload", type_=table.c.payload.type),
+        sa.literal("email"), sa.bindparam(f"{prefix}topic", type_=table.c.topic.type),
+        sa.func.lower(sa.func.trim(address)),
+        sa.bindparam(f"{prefix}payload", type_=table.c.payload.type),
         sa.literal("pending"), sa.literal(0), at, at)
     return sa.insert(table).from_select(
         ["channel", "topic", "recipient", "payload", "status", "attempts", "next_attempt_at",
          "created_at"], row)
 
 
-def enqueue_emails(db: Session, statement: sa.Insert, params: dict, *, topic: str,
-                   subject: str, link_path: str, now: datetime | None = None) -> None:
-    """Run an `emails_to` statement (with its own `params`): the same email as
-    `enqueue_email` to each address, in the caller's transaction, in one statement."""
+def email_params(*, topic: str, subject: str, link_path: str, now: datetime | None = None,
+                 prefix: str = "") -> dict:
+    """The parameters of an `emails_to` statement: the same email as `enqueue_email`."""
     if _LOOKS_PERSONAL.search(subject):
         raise ValueError("email subjects must not contain NHS numbers or dates")
     link = link_for(link_path)
     payload = {"subject": subject, "body": email_body(subject, link), "link": link}
+    return {f"{prefix}topic": topic[:60], f"{prefix}at": now or clock.now(),
+            f"{prefix}payload": json.dumps(payload)}
+
+
+def enqueue_emails(db: Session, statement: sa.Insert, params: dict, **email) -> None:
+    """Run an `emails_to` statement (with its own `params`) in the caller's transaction, one
+    statement whatever the number of addresses. `email`: topic, subject, link_path (, now)."""
     db.flush()  # as autoflush would, before a statement on the session's connection
-    db.connection().execute(statement, {**params, "topic": topic[:60], "at": now or clock.now(),
-                                        "payload": json.dumps(payload)})
+    db.connection().execute(statement, {**params, **email_params(**email)})

@@ -68,6 +68,7 @@ from service.auth import permissions as perm
 from service.auth.principal import Principal
 from service.errors import Conflict, Forbidden, Invalid, PreconditionFailed
 from service.http import etag_of
+from service.jobs import outbox
 from service.journeys.operations import (
     activate_on_first_accept,
     activation,
@@ -210,10 +211,12 @@ def _audited_row(table: sa.Table, prefix: str, source, **columns) -> sa.Insert:
 
 
 @functools.cache
-def _change_statement(columns: tuple[str, ...], activate_journey: bool) -> sa.Select:
+def _change_statement(columns: tuple[str, ...], activate_journey: bool,
+                      email_inboxes: bool) -> sa.Select:
     """PostgreSQL: the conditional update, its referral event and its audit row (and the
-    journey's activation on an accept) in one statement (data-modifying CTEs); the event's
-    id, or no row when the version did not match (then nothing was written)."""
+    journey's activation on an accept, the emails to the receiving organisation's team inboxes
+    on a send) in one statement (data-modifying CTEs); the event's id, or no row when the
+    version did not match (then nothing was written)."""
     table = Referral.__table__
     changed = (sa.update(table)
                .where(table.c.id == sa.bindparam("expected_id"),
@@ -232,16 +235,20 @@ def _change_statement(columns: tuple[str, ...], activate_journey: bool) -> sa.Se
         activated = (activation(sa.bindparam("activate_journey_id"))
                      .where(sa.exists(changed.select())))
         statement = statement.add_cte(activated.cte("activated"))
+    if email_inboxes:
+        emailed = _team_inboxes(sa.exists(changed.select()), prefix="email_")
+        statement = statement.add_cte(emailed.cte("emailed"))
     return statement
 
 
 def _change(db: Session, actor: Principal | None, referral: Referral, action: str,
             to_status: str, reason_code: str | None, reason_text: str | None, at: datetime,
-            values: dict) -> ReferralEvent:
+            values: dict, inbox_email: dict | None = None) -> ReferralEvent:
     """A status change: the conditional update (412 when the referral changed since it was
-    read), its `ReferralEvent`, its audit event, and on an accept the journey's activation
-    (`planned` → `active`). One statement on PostgreSQL, three or four on SQLite; either way
-    all or nothing. The returned event is what status listeners get."""
+    read), its `ReferralEvent`, its audit event, on an accept the journey's activation
+    (`planned` → `active`), and with `inbox_email` (topic, subject, link_path) that email to
+    each team inbox of the receiving organisation. One statement on PostgreSQL, three to five
+    on SQLite; either way all or nothing. The returned event is what status listeners get."""
     from_status = referral.status
     activate_journey = action == "accept"
     if db.get_bind().dialect.name != "postgresql":
@@ -251,6 +258,9 @@ def _change(db: Session, actor: Principal | None, referral: Referral, action: st
         audit.record(db, actor, action, "referral", referral.id, person_id=referral.person_id)
         if activate_journey:
             activate_on_first_accept(db, referral.journey_id)
+        if inbox_email:
+            outbox.enqueue_emails(db, _EMAIL_TEAM_INBOXES, {
+                "organisation_id": referral.receiving_organisation_id}, now=at, **inbox_email)
         return event
     values = {**values, "version": referral.version + 1, "flows_stale": True}
     event_values = _event_values(actor, referral.id, action, from_status, to_status,
@@ -258,10 +268,13 @@ def _change(db: Session, actor: Principal | None, referral: Referral, action: st
     audit_values = audit.allowed_row(actor, action, "referral", referral.id,
                                      person_id=referral.person_id)
     db.flush()  # what the session holds reaches the database first, as autoflush would do
-    statement = _change_statement(tuple(sorted(values)), activate_journey)
+    statement = _change_statement(tuple(sorted(values)), activate_journey, bool(inbox_email))
+    emails = ({"email_organisation_id": referral.receiving_organisation_id,
+               **outbox.email_params(now=at, prefix="email_", **inbox_email)}
+              if inbox_email else {})
     event_id = db.connection().execute(statement, {
         "expected_id": referral.id, "expected_version": referral.version, "now": at,
-        "activate_journey_id": referral.journey_id, **values,
+        "activate_journey_id": referral.journey_id, **emails, **values,
         **{f"event_{k}": v for k, v in event_values.items()},
         **{f"audit_{k}": v for k, v in audit_values.items()}}).scalar()
     if event_id is None:
@@ -269,6 +282,17 @@ def _change(db: Session, actor: Principal | None, referral: Referral, action: st
     for name, value in values.items():  # the row now holds these: not a pending change
         set_committed_value(referral, name, value)
     return ReferralEvent(id=event_id, **event_values)
+
+
+def _team_inboxes(*conditions, prefix: str = "") -> sa.Insert:
+    """An email to each team inbox of the organisation :{prefix}organisation_id."""
+    organisation_id = sa.bindparam(f"{prefix}organisation_id")
+    return outbox.emails_to(sa.select(Team.email)
+                            .where(Team.organisation_id == organisation_id,
+                                   Team.email.is_not(None), *conditions), prefix=prefix)
+
+
+_EMAIL_TEAM_INBOXES = _team_inboxes()
 
 
 # --- create -----------------------------------------------------------------------------------
@@ -440,19 +464,10 @@ def _send_values(db: Session, actor: Principal, referral: Referral, data: dict,
             "alternative_justification": data.get("alternative_justification") if basis else None}
 
 
-def _team_inboxes() -> sa.Insert:
-    from service.jobs.outbox import emails_to
-
-    return emails_to(sa.select(Team.email)
-                     .where(Team.organisation_id == sa.bindparam("organisation_id"),
-                            Team.email.is_not(None)))
-
-
-_EMAIL_TEAM_INBOXES = _team_inboxes()
 
 
 def _after_send(db: Session, actor: Principal, referral: Referral, context: dict) -> None:
-    organisation, offer = context["organisation"], context["offer"]
+    organisation = context["organisation"]
     if referral.alternative_basis:
         audit.record(db, actor, "share-without-consent", "referral", referral.id,
                      person_id=referral.person_id)
@@ -476,11 +491,6 @@ def _after_send(db: Session, actor: Principal, referral: Referral, context: dict
                         urgency="routine",
                         description=f"{organisation.name} does not hold: "
                                     f"{', '.join(sorted(gap))}. The statutory team keeps these.")
-    from service.jobs.outbox import enqueue_emails
-
-    enqueue_emails(db, _EMAIL_TEAM_INBOXES, {"organisation_id": organisation.id},
-                   topic="referral.sent", subject=f"New referral to {offer.name}",
-                   link_path=f"/referrals/{referral.id}")
 
 
 def _accept_values(data: dict, now: datetime) -> dict:
@@ -533,8 +543,13 @@ def act_on_referral(db: Session, actor: Principal, referral_id: int, action: str
     elif action in ("complete", "fail", "cancel"):
         values.update(ended_at=now)
 
+    inbox_email = None
+    if action == "send":  # to the receiving organisation's team inboxes
+        inbox_email = {"topic": "referral.sent",
+                       "subject": f"New referral to {context['offer'].name}",
+                       "link_path": f"/referrals/{referral.id}"}
     event = _change(db, actor, referral, action, to_status, reason_code, reason_text, now,
-                    values)
+                    values, inbox_email)
     if action == "send":
         _after_send(db, actor, referral, context)
     elif action == "decline" and reason_code == "needs-specialist-support":
