@@ -178,7 +178,7 @@ def _subscriptions_query():
     referring = sa.and_(ApiClient.organisation_id == referring_org,
                         sa.or_(ApiClient.team_id.is_(None), ApiClient.team_id == referring_team))
     receiving = ApiClient.organisation_id == sa.bindparam("receiving_organisation_id")
-    return (select(WebhookSubscription)
+    return (sa.select(WebhookSubscription.id, WebhookSubscription.url)
             .join(ApiClient, ApiClient.id == WebhookSubscription.api_client_id)
             .where(WebhookSubscription.is_active, ApiClient.is_active, sa.or_(referring, receiving))
             .order_by(WebhookSubscription.id))
@@ -188,12 +188,15 @@ def _subscriptions_query():
 _SUBSCRIPTIONS = _subscriptions_query()
 
 
-def subscriptions_for(db: Session, referral: Referral) -> list[WebhookSubscription]:
-    """Active subscriptions of active clients of the referring team's or receiving org.
+def subscriptions_for(db: Session, referral: Referral) -> list[sa.Row]:
+    """Active subscriptions (id, url) of active clients of the referring team's or receiving
+    organisation.
 
-    One query, the referring team's organisation a subquery of it.
+    One query (Core: nothing is loaded into the session), the referring team's organisation a
+    subquery of it.
     """
-    return list(db.exec(_SUBSCRIPTIONS, params={
+    db.flush()  # as autoflush would, before a statement on the session's connection
+    return list(db.connection().execute(_SUBSCRIPTIONS, {
         "referring_team_id": referral.referring_team_id,
         "receiving_organisation_id": referral.receiving_organisation_id}).all())
 
