@@ -12,9 +12,22 @@ from service.errors import Forbidden
 
 
 @dataclass(frozen=True)
+class ClientIdentity:
+    """What a bearer request knows of its API client: read on every request, never the secret
+    hash (service.auth.tokens)."""
+
+    id: int
+    client_id: str
+    name: str
+    organisation_id: int
+    team_id: int | None
+    scopes: str
+
+
+@dataclass(frozen=True)
 class Principal:
     user: User | None = None
-    client: ApiClient | None = None
+    client: ApiClient | ClientIdentity | None = None
     membership: Membership | None = None
     scopes: tuple[str, ...] = ()
     permissions: frozenset[str] = field(default_factory=frozenset)
@@ -28,7 +41,7 @@ class Principal:
                    organisation_kind=organisation_kind)
 
     @classmethod
-    def for_client(cls, client: ApiClient, scopes: list[str],
+    def for_client(cls, client: ApiClient | ClientIdentity, scopes: list[str],
                    organisation_kind: str | None = None) -> Principal:
         return cls(client=client, scopes=tuple(scopes), permissions=permissions_for_scopes(scopes),
                    organisation_kind=organisation_kind)

@@ -6,6 +6,7 @@ it refuses `alg=none` and algorithms we do not list.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from pathlib import Path
@@ -18,7 +19,7 @@ from joserfc.jwk import KeySet, RSAKey
 
 from models import ApiClient, Organisation
 from service import clock
-from service.auth.principal import Principal
+from service.auth.principal import ClientIdentity, Principal
 from service.db import get_session
 from service.errors import Unauthorized
 
@@ -123,7 +124,9 @@ def _invalid(description: str) -> Unauthorized:
 # Built once: every API request runs it, and building the statement costs more than running it.
 # Core, not the ORM: the client is only read (half the Python of loading it into the session).
 _CLIENTS = ApiClient.__table__
-_CLIENT_WITH_KIND = (sa.select(_CLIENTS, Organisation.__table__.c.kind.label("organisation_kind"))
+_IDENTITY = tuple(field.name for field in dataclasses.fields(ClientIdentity))
+_CLIENT_WITH_KIND = (sa.select(*(_CLIENTS.c[name] for name in _IDENTITY), _CLIENTS.c.is_active,
+                               Organisation.__table__.c.kind)
                      .join(Organisation.__table__,
                            Organisation.__table__.c.id == _CLIENTS.c.organisation_id)
                      .where(_CLIENTS.c.client_id == sa.bindparam("client_id")))
@@ -155,10 +158,10 @@ def principal_from_bearer(token: str) -> Principal:
     # The client is read on every request (one query, with its organisation's kind): a client
     # switched off, or a scope taken away, stops working at once, whichever worker serves it.
     found = get_session().connection().execute(
-        _CLIENT_WITH_KIND, {"client_id": claims["sub"]}).mappings().first()
-    if found is None or not found["is_active"]:
+        _CLIENT_WITH_KIND, {"client_id": claims["sub"]}).first()
+    if found is None or not found.is_active:
         raise _invalid("client")
-    kind = found["organisation_kind"]
-    client = ApiClient(**{column.name: found[column.name] for column in _CLIENTS.c})
+    client = ClientIdentity(*found[:len(_IDENTITY)])
+    kind = found.kind
     scopes = [s for s in str(claims.get("scope", "")).split() if s in client.scopes.split()]
     return Principal.for_client(client, scopes, kind)

@@ -41,7 +41,7 @@ from sqlmodel import Session, select
 from models import ApiClient, OutboxMessage, Referral, ReferralEvent, Team, WebhookSubscription
 from service import clock
 from service.audit import operations as audit
-from service.auth.principal import Principal
+from service.auth.principal import ClientIdentity, Principal
 from service.errors import Forbidden, Invalid, NotFound
 from service.interop import fhir
 from service.jobs.delivery import PermanentFailure, register_channel
@@ -98,7 +98,7 @@ def check_destination(url: str, *, production: bool) -> None:
 # ---- Subscriptions (API clients only) -----------------------------------------------------
 
 
-def _client(actor: Principal) -> ApiClient:
+def _client(actor: Principal) -> ApiClient | ClientIdentity:
     if actor.client is None:
         raise Forbidden("Webhooks are registered by API clients (with a bearer token).")
     return actor.client
