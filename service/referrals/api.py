@@ -19,6 +19,7 @@ from service.referrals.schemas import (
     ReferralContactCreateSchema,
     ReferralContactSchema,
     ReferralCreateSchema,
+    ReferralDraftUpdateSchema,
     ReferralListArgsSchema,
     ReferralNoteCreateSchema,
     ReferralNoteSchema,
@@ -150,6 +151,18 @@ class ReferralById(MethodView):
         ETag for If-Match. After consent withdrawal the receiving organisation gets a tombstone."""
         referral, level = ops.get_referral(get_session(), g.principal, referral_id)
         return _respond(referral, level)
+
+    @requires(perm.REFERRALS_REFER)
+    @referrals.doc(**IF_MATCH)
+    @referrals.doc(**_links_doc(200, "create"))
+    @referrals.arguments(ReferralDraftUpdateSchema)
+    @referrals.response(200, ReferralSchema)
+    def patch(self, data, referral_id):
+        """Change a draft's handover: only the fields given. Referring team; If-Match (428
+        without, 412 when stale); 409 once it has been sent. Answers the referral and its new
+        ETag."""
+        referral = ops.update_draft(get_session(), g.principal, referral_id, data)
+        return _respond(referral, detail=False)
 
 
 def _action_view(action: str) -> type[MethodView]:

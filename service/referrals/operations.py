@@ -411,6 +411,26 @@ def create_referral(db: Session, actor: Principal, data: dict) -> Referral:
     return referral
 
 
+def update_draft(db: Session, actor: Principal, referral_id: int, data: dict,
+                 expected_version: int | None = None) -> Referral:
+    """Change a draft's handover (the fields given): the referring team only, the version it
+    read (If-Match, or the page's hidden field), audited. Once sent, the handover is what the
+    receiving organisation was sent: 409."""
+    actor.require(perm.REFERRALS_REFER)
+    referral, _level = require_referral(db, actor, referral_id, action="update")
+    if not _is_referrer(db, actor, referral):
+        raise Forbidden("Only the referring team can change this referral.")
+    check_version("referral", referral.id, referral.version, expected_version)
+    if referral.status != "draft":
+        raise Conflict("The referral has been sent: its handover can no longer be changed.",
+                       status_now=referral.status)
+    values = {name: data[name] for name in HANDOVER_FIELDS if name in data}
+    _conditional_update(db, referral, updated_at=clock.now(), **values)
+    audit.record(db, actor, "update", "referral", referral.id, person_id=referral.person_id)
+    db.flush()
+    return referral
+
+
 # --- the lifecycle ----------------------------------------------------------------------------
 
 def _reason_error(exc: ReasonRequired | UnknownReason) -> Invalid:

@@ -40,6 +40,23 @@ class ReferralCreateSchema(Schema):
                                  metadata={"description": "Who to call out of hours"})
 
 
+class ReferralDraftUpdateSchema(Schema):
+    """A draft's handover, changed in part: only the fields given change (About me is added
+    when it is sent)."""
+
+    goals = fields.String(validate=validate.Length(min=1, max=4000))
+    relapse_signs = fields.String(allow_none=True, validate=validate.Length(max=4000))
+    crisis_plan = fields.String(validate=validate.Length(min=1, max=4000))
+    risk_summary = fields.String(validate=validate.Length(min=1, max=4000))
+    contact_in_hours = fields.String(validate=validate.Length(min=1, max=500))
+    contact_out_of_hours = fields.String(validate=validate.Length(min=1, max=500))
+
+    @validates_schema
+    def _not_empty(self, data, **_kwargs):
+        if not data:
+            raise ValidationError("Give at least one handover field to change.", "_schema")
+
+
 class ReferralSendSchema(Schema):
     alternative_basis = fields.String(
         load_default=None, allow_none=True, validate=validate.OneOf(ALTERNATIVE_BASES),
