@@ -391,7 +391,7 @@ def edit_handover(referral_id: int):
         if data is not None:
             version = support.form_int(request.form, "version") or -1
             try:
-                support.update_draft_handover(db, actor, referral_id, data, version)
+                referral_ops.update_draft(db, actor, referral_id, data, version)
             except (Invalid, Conflict) as exc:
                 errors = support.friendly(errors_from(exc), HANDOVER_WORDING)
             except PreconditionFailed:
