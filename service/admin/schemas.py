@@ -24,7 +24,8 @@ class OrganisationSchema(Schema):
                              validate=validate.Regexp(r"^[A-Z0-9]{3,10}$",
                                                       error="Enter an ODS code such as RV3"))
     charity_number = fields.String(load_default=None, allow_none=True,
-                                   validate=validate.Regexp(r"^[0-9]{6,8}(-[0-9]+)?$"))
+                                   validate=[validate.Length(max=20),
+                                             validate.Regexp(r"^[0-9]{6,8}(-[0-9]+)?$")])
     company_number = fields.String(load_default=None, allow_none=True,
                                    validate=validate.Regexp(r"^[A-Z0-9]{8}$"))
     borough = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
