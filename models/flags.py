@@ -84,6 +84,11 @@ class Flag(SQLModel, table=True):
     version: int = Field(default=1)
 
 
+# A flag event's note: a staff note (up to 4000 characters) after what the service puts before
+# it (a resolution's outcome; a re-trigger's changes, such as "urgency routine -> emergency").
+EVENT_NOTE_MAX = 4100
+
+
 class FlagEvent(SQLModel, table=True):
     """History of a flag: raised, re-triggered, acknowledged, escalated, resolved."""
 
@@ -93,5 +98,5 @@ class FlagEvent(SQLModel, table=True):
     flag_id: int = Field(foreign_key="flag.id", index=True)
     kind: str = Field(max_length=20)
     actor_user_id: int | None = Field(default=None, foreign_key="app_user.id")
-    note: str | None = Field(default=None, max_length=4000)
+    note: str | None = Field(default=None, max_length=EVENT_NOTE_MAX)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -78,7 +78,8 @@ class Referral(SQLModel, table=True):
     alternative_basis: str | None = Field(default=None, max_length=30)
     alternative_justification: str | None = Field(default=None, max_length=2000)
     # The handover: what a non-clinical worker needs.
-    about_me: str | None = Field(default=None, max_length=12000)  # snapshot at send
+    # Snapshot at send: the three About me answers (4000 characters each) under their headings.
+    about_me: str | None = Field(default=None, max_length=12100)
     goals: str | None = Field(default=None, max_length=4000)
     relapse_signs: str | None = Field(default=None, max_length=4000)
     crisis_plan: str | None = Field(default=None, max_length=4000)

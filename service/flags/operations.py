@@ -29,6 +29,7 @@ from models import (
     User,
 )
 from models.flag_rules import in_safety_net, safety_net_end
+from models.flags import EVENT_NOTE_MAX
 from models.types import UTCDateTime
 from models.vocab import CONCERN_CATEGORIES, FLAG_TRIGGERS, URGENCIES
 from models.working_days import acknowledgement_due
@@ -156,7 +157,8 @@ def _retrigger(db: Session, flag: Flag, *, urgency: str, category: str | None,
         db.add(flag)
     db.add(FlagEvent(flag_id=flag.id, kind="re-triggered",
                      actor_user_id=raised_by.user_id if raised_by else None,
-                     note="; ".join(notes + ([description] if description else []))[:4000] or None,
+                     note="; ".join(notes + ([description] if description else []))[:EVENT_NOTE_MAX]
+                     or None,
                      at=now))
     audit.record(db, raised_by, "re-trigger", "flag", flag.id, person_id=flag.person_id)
     db.flush()

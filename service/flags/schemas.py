@@ -9,6 +9,7 @@ from models.vocab import CONCERN_CATEGORIES, FLAG_OUTCOMES, FLAG_STATES, FLAG_TR
 QUEUE_STATUSES = (*FLAG_STATES, "active")  # active: open or acknowledged (FHIR Flag `active`)
 # Ids are 32-bit keys: a larger one names no record and is refused here, not sent to the database.
 ID_RANGE = validate.Range(min=1, max=2**31 - 1)
+STEP_UP_NOTE_MAX = 2000  # journey.step_up_note
 
 
 class ConcernSchema(Schema):
@@ -50,10 +51,20 @@ class AcknowledgeSchema(Schema):
 
 class ResolveSchema(Schema):
     outcome = fields.String(required=True, validate=validate.OneOf(FLAG_OUTCOMES))
-    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000),
+                         metadata={"description": "With outcome stepped-up: at most "
+                                                  f"{STEP_UP_NOTE_MAX} characters (it is also "
+                                                  "the journey's step-up note)"})
     hold_open_referrals = fields.Boolean(
         load_default=False,
         metadata={"description": "With outcome stepped-up: hold in-progress VCSE referrals"})
+
+    @validates_schema
+    def _step_up_note(self, data, **_kw):
+        # Resolving stepped-up steps the journey up with this note (journey.step_up_note).
+        if data.get("outcome") == "stepped-up" and len(data.get("note") or "") > STEP_UP_NOTE_MAX:
+            raise ValidationError(f"A step-up note must be {STEP_UP_NOTE_MAX} characters or "
+                                  "fewer", "note")
 
 
 class FlagEventSchema(Schema):
@@ -119,7 +130,8 @@ class StepUpSchema(Schema):
     trigger = fields.String(load_default=None, allow_none=True,
                             validate=validate.Length(min=1, max=60),
                             metadata={"description": "Why, when not from a flag"})
-    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    note = fields.String(load_default=None, allow_none=True,
+                         validate=validate.Length(max=STEP_UP_NOTE_MAX))
     hold_open_referrals = fields.Boolean(
         load_default=False,
         metadata={"description": "Put in-progress VCSE referrals on hold (reason stepped-up); "
