@@ -8,6 +8,7 @@ covers what a page needs yet (each is marked STOPGAP and reported to the lead):
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,8 @@ _GENERIC = ("Missing data for required field.", "Not a valid integer.", "Not a v
             "Length must be between 1", "Not a valid aware datetime.", "Must be greater than",
             "Must be less than", "Longer than maximum length", "Unknown field.",
             "Give the flag or the trigger")
+# marshmallow's Length messages; on a page (blanks are left out) they mean the text is too long.
+_TOO_LONG = re.compile(r"^(?:Length must be between 1 and|Longer than maximum length) (\d+)\.$")
 
 ROLE_LABELS = {
     "care_coordinator": "Care coordinator",
@@ -135,7 +138,11 @@ def friendly(errors: dict[str, list[str]], wording: dict[str, str]) -> dict[str,
         out = []
         for message in messages:
             if name in wording and any(message.startswith(g) for g in _GENERIC):
+                too_long = _TOO_LONG.match(message)
                 message = wording[name]
+                if too_long and "characters or fewer" not in message:
+                    # "Enter the crisis plan" alone would not say what is wrong.
+                    message = f"{message} in {too_long[1]} characters or fewer"
             if message not in out:
                 out.append(message)
         shown[name] = out
