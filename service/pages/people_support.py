@@ -1,9 +1,7 @@
 """Helpers shared by the care coordinator and peer worker pages (people, journeys, refer flow).
 
 Pages call the area operations; the few reads and writes here exist only where no operation
-covers what a page needs yet (each is marked STOPGAP and reported to the lead):
-
-- `update_draft_handover`: there is no operation to change a draft referral's handover.
+covers what a page needs yet.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from service import clock
 from service.audit import operations as audit
 from service.auth import permissions as perm
 from service.auth.principal import Principal
-from service.errors import Conflict, Forbidden, PreconditionFailed
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -294,28 +291,3 @@ def journey_notes(db: Session, journey_ids: list[int], *, limit: int, offset: in
                         .order_by(Note.created_at.desc(), Note.id.desc())
                         .offset(offset).limit(limit)).all())
     return rows, total
-
-
-# --- STOPGAP writes (no operation yet) --------------------------------------------------------
-
-def update_draft_handover(db: Session, actor: Principal, referral_id: int, data: dict,
-                          expected_version: int):
-    """STOPGAP for a missing `update_referral`: change a draft's handover (referring team only,
-    the version the page showed, audited); sending still goes through `act_on_referral`."""
-    from service.referrals import operations as referral_ops
-    from service.scoping import require_referral
-
-    actor.require(perm.REFERRALS_REFER)
-    referral, _level = require_referral(db, actor, referral_id, action="update")
-    if not referral_ops._is_referrer(db, actor, referral):
-        raise Forbidden("Only the referring team can change this referral.")
-    if referral.status != "draft":
-        raise Conflict("The referral has been sent: its handover can no longer be changed.")
-    if referral.version != expected_version:
-        raise PreconditionFailed("The referral has changed since you read it. Read it again.")
-    values = {name: data.get(name) for name in referral_ops.HANDOVER_FIELDS}
-    referral_ops._conditional_update(db, referral, updated_at=clock.now(), **values)
-    audit.record(db, actor, "update", "referral", referral.id, person_id=referral.person_id)
-    db.flush()
-    db.refresh(referral)
-    return referral
