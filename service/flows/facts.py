@@ -183,8 +183,8 @@ def refresh_flows(db: Session, referral_ids: Iterable[int]) -> None:
         new = _rows(db, chunk)  # locks the referrals before their old rows are read
         db.exec(_CLEAR_MARKS, params={"ids": chunk})
         if len(chunk) == 1:
-            # One referral (every status change, contact and most person edits): read the old
-            # row, leave it alone when nothing in it moved, else update it in place.
+            # One referral (a refresh that found one marked, a test): read the old row,
+            # leave it alone when nothing in it moved, else update it in place.
             old = [dict(r._mapping) for r in db.exec(
                 sa.select(table).where(table.c.referral_id == chunk[0])).all()]
             if old == new:

@@ -70,12 +70,17 @@ def enqueue_email(db: Session, *, to: str, topic: str, subject: str, link_path: 
     the first line of the body, followed by the link. Written in the caller's transaction
     (not flushed: the caller's flush or commit writes it).
     """
+    return enqueue(db, channel="email", topic=topic, recipient=to.strip().lower(),
+                   payload=_email_payload(subject, link_path), now=now)
+
+
+def _email_payload(subject: str, link_path: str) -> dict:
+    """What every email carries: the subject (refused if it looks personal), the subject again
+    as the body's first line, and the link."""
     if _LOOKS_PERSONAL.search(subject):
         raise ValueError("email subjects must not contain NHS numbers or dates")
     link = link_for(link_path)
-    return enqueue(db, channel="email", topic=topic, recipient=to.strip().lower(),
-                   payload={"subject": subject, "body": email_body(subject, link), "link": link},
-                   now=now)
+    return {"subject": subject, "body": email_body(subject, link), "link": link}
 
 
 def emails_to(addresses: sa.Select, prefix: str = "") -> sa.Insert:
@@ -98,12 +103,8 @@ def emails_to(addresses: sa.Select, prefix: str = "") -> sa.Insert:
 def email_params(*, topic: str, subject: str, link_path: str, now: datetime | None = None,
                  prefix: str = "") -> dict:
     """The parameters of an `emails_to` statement: the same email as `enqueue_email`."""
-    if _LOOKS_PERSONAL.search(subject):
-        raise ValueError("email subjects must not contain NHS numbers or dates")
-    link = link_for(link_path)
-    payload = {"subject": subject, "body": email_body(subject, link), "link": link}
     return {f"{prefix}topic": topic[:60], f"{prefix}at": now or clock.now(),
-            f"{prefix}payload": json.dumps(payload)}
+            f"{prefix}payload": json.dumps(_email_payload(subject, link_path))}
 
 
 def enqueue_emails(db: Session, statement: sa.Insert, params: dict, **email) -> None:
