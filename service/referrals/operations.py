@@ -22,7 +22,9 @@ import base64
 import binascii
 import functools
 import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -186,19 +188,29 @@ _REFERRAL_IF_VERSION = (sa.update(Referral.__table__)
                                Referral.__table__.c.version == sa.bindparam("expected_version")))
 
 
-def _conditional_update(db: Session, referral: Referral, **values) -> None:
-    """Change the row only if nobody changed it since we read it (else 412). Marks the
-    referral for the flows report (service.flows.facts) in the same UPDATE."""
-    values["version"] = referral.version + 1
-    values["flows_stale"] = True
+def _if_version(db: Session, referral: Referral, statement, values: dict,
+                params: dict | None = None,
+                found: Callable[[sa.CursorResult], Any] = lambda r: r.rowcount == 1 or None):
+    """Run `statement`, which sets `values` on the referral only while its version is still
+    the one we read (:expected_id, :expected_version), adding the next version and the mark for
+    the flows report (service.flows.facts). `found(result)` says what it changed (None: nobody
+    changed, as the referral changed since we read it: 412). The object then holds the values
+    as committed, not as pending changes."""
+    values = {**values, "version": referral.version + 1, "flows_stale": True}
     db.flush()  # what the session holds reaches the database first, as autoflush would do
-    result = db.connection().execute(
-        _REFERRAL_IF_VERSION,
-        {"expected_id": referral.id, "expected_version": referral.version, **values})
-    if result.rowcount != 1:
+    outcome = found(db.connection().execute(statement, {
+        "expected_id": referral.id, "expected_version": referral.version, **values,
+        **(params or {})}))
+    if outcome is None:
         raise PreconditionFailed("The referral has changed since you read it. Read it again.")
-    for name, value in values.items():  # the row now holds these: not a pending change
+    for name, value in values.items():
         set_committed_value(referral, name, value)
+    return outcome
+
+
+def _conditional_update(db: Session, referral: Referral, **values) -> None:
+    """Change the row only if nobody changed it since we read it (else 412)."""
+    _if_version(db, referral, _REFERRAL_IF_VERSION, values)
 
 
 def _audited_row(table: sa.Table, prefix: str, source, **columns) -> sa.Insert:
@@ -262,26 +274,25 @@ def _change(db: Session, actor: Principal | None, referral: Referral, action: st
             outbox.enqueue_emails(db, _EMAIL_TEAM_INBOXES, {
                 "organisation_id": referral.receiving_organisation_id}, now=at, **inbox_email)
         return event
-    values = {**values, "version": referral.version + 1, "flows_stale": True}
     event_values = _event_values(actor, referral.id, action, from_status, to_status,
                                  reason_code, reason_text, at)
     audit_values = audit.allowed_row(actor, action, "referral", referral.id,
                                      person_id=referral.person_id)
-    db.flush()  # what the session holds reaches the database first, as autoflush would do
-    statement = _change_statement(tuple(sorted(values)), activate_journey, bool(inbox_email))
+    # The statement sets `values` and the two columns _if_version adds.
+    statement = _change_statement(tuple(sorted({*values, "version", "flows_stale"})),
+                                  activate_journey, bool(inbox_email))
     emails = ({"email_organisation_id": referral.receiving_organisation_id,
                **outbox.email_params(now=at, prefix="email_", **inbox_email)}
               if inbox_email else {})
-    event_id = db.connection().execute(statement, {
-        "expected_id": referral.id, "expected_version": referral.version, "now": at,
-        "activate_journey_id": referral.journey_id, **emails, **values,
-        **{f"event_{k}": v for k, v in event_values.items()},
-        **{f"audit_{k}": v for k, v in audit_values.items()}}).scalar()
-    if event_id is None:
-        raise PreconditionFailed("The referral has changed since you read it. Read it again.")
-    for name, value in values.items():  # the row now holds these: not a pending change
-        set_committed_value(referral, name, value)
+    event_id = _if_version(db, referral, statement, values, {
+        "now": at, "activate_journey_id": referral.journey_id, **emails,
+        **_prefixed("event_", event_values), **_prefixed("audit_", audit_values)},
+        found=lambda result: result.scalar())
     return ReferralEvent(id=event_id, **event_values)
+
+
+def _prefixed(prefix: str, values: dict) -> dict:
+    return {prefix + name: value for name, value in values.items()}
 
 
 def _team_inboxes(*conditions, prefix: str = "") -> sa.Insert:
@@ -375,8 +386,8 @@ def _insert_referral(db: Session, actor: Principal, referral: Referral) -> None:
                                           person_id=referral.person_id)
             del audit_row["record_id"]
             referral.id = db.connection().execute(_CREATE, {
-                **values, **{f"event_{k}": v for k, v in event.items()},
-                **{f"audit_{k}": v for k, v in audit_row.items()}}).scalar_one()
+                **values, **_prefixed("event_", event),
+                **_prefixed("audit_", audit_row)}).scalar_one()
             make_transient_to_detached(referral)
             db.add(referral)  # persistent, as loaded: nothing more to write
             return
