@@ -50,6 +50,9 @@ from pathlib import Path
 import nhs_number
 import sqlalchemy as sa
 
+from bench.sweep import ensure_database
+from bench.sweep import reset_schema as reset_app_schema
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 EPR_CLIENT, EPR_SECRET = "demo-epr", "demo-epr-secret"  # noqa: S105 - the demo client
@@ -114,28 +117,12 @@ class Settings:
 
 # --- the database -----------------------------------------------------------------------------
 
-def ensure_database(url: str) -> None:
-    target = sa.engine.make_url(url)
-    if not target.drivername.startswith("postgresql"):
-        raise SystemExit("The benchmark runs against PostgreSQL: set BENCH_DATABASE_URL.")
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                    {"n": target.database}).scalar()
-        if not exists:
-            connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-
-
 def reset_schema(engine: sa.Engine) -> None:
-    import models
+    """The app's tables and the ceiling's, empty."""
     from bench.ceiling import TABLE
 
-    models.metadata.drop_all(engine)
     TABLE.metadata.drop_all(engine)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-    models.metadata.create_all(engine)
+    reset_app_schema(engine)
     TABLE.metadata.create_all(engine)
 
 
