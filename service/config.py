@@ -63,6 +63,9 @@ class Settings:
     DB_POOL_SIZE: int = 5
     DB_MAX_OVERFLOW: int = 5
     DB_POOL_TIMEOUT_SECONDS: int = 10
+    # A pooled connection idle longer than this is pinged before use (replaced if dead); one
+    # used more recently is not (HikariCP's aliveBypassWindowMs). 0: ping on every checkout.
+    DB_PING_AFTER_IDLE_MS: int = 500
     # PostgreSQL ends these itself (0 turns one off).
     DB_STATEMENT_TIMEOUT_MS: int = 30000
     DB_LOCK_TIMEOUT_MS: int = 10000
@@ -152,7 +155,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError("DB_POOL_SIZE and DB_POOL_TIMEOUT_SECONDS must be positive, "
                           "DB_MAX_OVERFLOW 0 or more")
     for name in ("DB_STATEMENT_TIMEOUT_MS", "DB_LOCK_TIMEOUT_MS",
-                 "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS"):
+                 "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", "DB_PING_AFTER_IDLE_MS"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name} must be 0 (off) or more milliseconds")
     if settings.SESSION_IDLE_MINUTES <= 0 or settings.SESSION_ABSOLUTE_HOURS <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,8 +26,6 @@ def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
         # Wait this long for a free connection, then answer 503 (shorter than gunicorn's timeout,
         # which would kill the worker instead).
         kwargs["pool_timeout"] = settings.DB_POOL_TIMEOUT_SECONDS
-        # A connection the database (or a proxy, or a failover) dropped is replaced on checkout.
-        kwargs["pool_pre_ping"] = True
         kwargs["pool_recycle"] = 1800
         kwargs["connect_args"] = {
             "application_name": "stepdown",
@@ -41,6 +40,8 @@ def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
             )),
         }
     engine = sa.create_engine(url, **kwargs)
+    if not url.startswith("sqlite"):
+        _ping_when_idle(engine, settings.DB_PING_AFTER_IDLE_MS / 1000)
     if url.startswith("sqlite"):
 
         @sa.event.listens_for(engine, "connect")
@@ -52,6 +53,36 @@ def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
             cursor.close()
 
     return engine
+
+
+_CHECKED_IN = "stepdown.checked_in"
+
+
+def _ping_when_idle(engine: sa.Engine, idle_seconds: float) -> None:
+    """A pooled connection the database (or a proxy, or a failover) dropped is replaced on
+    checkout: pinged first if it has been idle longer than `idle_seconds` (what SQLAlchemy's
+    `pool_pre_ping` does on every checkout, one round trip per request). A connection back in
+    the pool moments ago was alive then; if the database went away since, the request fails
+    with 503 and the pool replaces every connection it holds (SQLAlchemy invalidates the pool on
+    a disconnect), as the ping would have found the database gone too. HikariCP's
+    `aliveBypassWindowMs` (500 ms) is the same rule."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _note_checkin(_dbapi_connection, record) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        checked_in = record.info.get(_CHECKED_IN)
+        if checked_in is None or time.monotonic() - checked_in < idle_seconds:
+            return  # new (connected just now), or in use moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool replaces it (and every connection older than now) and tries again.
+            error = sa.exc.DisconnectionError("the pooled connection was dropped")
+            error.invalidate_pool = True
+            raise error from exc
 
 
 def init_app(app: Flask, settings: Settings) -> None:

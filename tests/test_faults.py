@@ -6,6 +6,7 @@ is delivered once more, never lost and never sent a third time."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -288,6 +289,59 @@ def test_every_connection_carries_the_timeouts_and_a_name(app, app_config):  # n
     assert shown == {"statement_timeout": "1234ms", "lock_timeout": "567ms",
                      "idle_in_transaction_session_timeout": "8900ms",
                      "application_name": "stepdown"}
+
+
+def _drop_pooled_connection(engine: sa.Engine, database_url: str) -> None:
+    """End the backend of the only connection in `engine`'s pool, as a failover or a proxy's
+    idle cut would, without the pool noticing."""
+    with engine.connect() as connection:
+        backend = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    other = sa.create_engine(database_url)
+    try:
+        with other.connect() as connection:
+            assert connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"),
+                                      {"pid": backend}).scalar()
+    finally:
+        other.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_while_idle_in_the_pool_is_replaced_before_use(
+        app, app_config, demo, database_url):  # noqa: ARG001
+    pooled = create_app({**app_config, "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0,
+                         "DB_PING_AFTER_IDLE_MS": 50})
+    pooled.config["TESTING"] = True
+    engine = pooled.extensions["stepdown.engine"]
+    try:
+        coordinator = signed_in_client(pooled, "coordinator@demo.stepdown.test")
+        assert coordinator.get("/api/v1/referrals?box=outbox").status_code == 200
+        _drop_pooled_connection(engine, database_url)
+        time.sleep(0.2)  # idle longer than DB_PING_AFTER_IDLE_MS: pinged, found dead, replaced
+        assert coordinator.get("/api/v1/referrals?box=outbox").status_code == 200
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_moments_after_use_costs_one_503_then_the_pool_is_renewed(
+        app, app_config, demo, database_url):  # noqa: ARG001
+    # Within DB_PING_AFTER_IDLE_MS nothing pings (a round trip saved on every busy request):
+    # the request that meets the dead connection is answered 503 like any database outage,
+    # and the pool replaces its connections, so the next request works without a restart.
+    pooled = create_app({**app_config, "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0,
+                         "DB_PING_AFTER_IDLE_MS": 60_000})
+    pooled.config["TESTING"] = True
+    engine = pooled.extensions["stepdown.engine"]
+    try:
+        coordinator = signed_in_client(pooled, "coordinator@demo.stepdown.test")
+        assert coordinator.get("/api/v1/referrals?box=outbox").status_code == 200
+        _drop_pooled_connection(engine, database_url)
+        failed = coordinator.get("/api/v1/referrals?box=outbox")
+        assert failed.status_code == 503 and failed.headers["Retry-After"]
+        assert failed.mimetype == "application/problem+json"
+        assert coordinator.get("/api/v1/referrals?box=outbox").status_code == 200
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.postgres
