@@ -31,11 +31,13 @@ import json
 import logging
 import secrets
 import socket
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
 from flask import current_app, has_app_context
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlmodel import Session, select
 
 from models import ApiClient, OutboxMessage, Referral, ReferralEvent, Team, WebhookSubscription
@@ -46,6 +48,7 @@ from service.errors import Forbidden, Invalid, NotFound
 from service.interop import fhir
 from service.jobs.delivery import PermanentFailure, register_channel
 from service.jobs.outbox import enqueue
+from service.referrals.hooks import NOT_READ, take_read
 
 log = logging.getLogger(__name__)
 
@@ -172,33 +175,54 @@ def task_payload(referral: Referral, event: ReferralEvent) -> dict:
     return json.loads(task.json())
 
 
-def _subscriptions_query():
-    referring_team = sa.bindparam("referring_team_id")
+def _subscriptions_query(referring_team: sa.ColumnElement,
+                         receiving_organisation: sa.ColumnElement) -> sa.Select:
     referring_org = sa.select(Team.organisation_id).where(Team.id == referring_team).scalar_subquery()
     referring = sa.and_(ApiClient.organisation_id == referring_org,
                         sa.or_(ApiClient.team_id.is_(None), ApiClient.team_id == referring_team))
-    receiving = ApiClient.organisation_id == sa.bindparam("receiving_organisation_id")
+    receiving = ApiClient.organisation_id == receiving_organisation
     return (sa.select(WebhookSubscription.id, WebhookSubscription.url)
             .join(ApiClient, ApiClient.id == WebhookSubscription.api_client_id)
-            .where(WebhookSubscription.is_active, ApiClient.is_active, sa.or_(referring, receiving))
-            .order_by(WebhookSubscription.id))
+            .where(WebhookSubscription.is_active, ApiClient.is_active, sa.or_(referring, receiving)))
 
 
 # Built once: it runs on every referral status change, whether or not anyone subscribed.
-_SUBSCRIPTIONS = _subscriptions_query()
+_SUBSCRIPTIONS = _subscriptions_query(sa.bindparam("referring_team_id"),
+                                      sa.bindparam("receiving_organisation_id")
+                                      ).order_by(WebhookSubscription.id)
+_READ_NAME = "webhook_subscriptions"
 
 
-def subscriptions_for(db: Session, referral: Referral) -> list[sa.Row]:
+def _subscriptions_read(referring_team: sa.ColumnElement,
+                        receiving_organisation: sa.ColumnElement) -> sa.ScalarSelect:
+    """For the change's own statement (PostgreSQL): the subscriptions as a JSON array of
+    [id, url] pairs, in id order ([] when nobody subscribed)."""
+    found = _subscriptions_query(referring_team, receiving_organisation).subquery()
+    pairs = sa.func.json_agg(aggregate_order_by(sa.func.json_build_array(found.c.id, found.c.url),
+                                                found.c.id))
+    return sa.select(sa.func.coalesce(pairs, sa.text("'[]'::json"))).scalar_subquery()
+
+
+class Subscription(NamedTuple):
+    id: int
+    url: str
+
+
+def subscriptions_for(db: Session, referral: Referral) -> list[Subscription]:
     """Active subscriptions (id, url) of active clients of the referring team's or receiving
     organisation.
 
-    One query (Core: nothing is loaded into the session), the referring team's organisation a
-    subquery of it.
+    Read by the change's own statement on PostgreSQL (service.referrals.hooks.STATUS_READS);
+    else one query (Core: nothing is loaded into the session), the referring team's
+    organisation a subquery of it.
     """
+    read = take_read(db, _READ_NAME, referral.id)
+    if read is not NOT_READ:
+        return [Subscription(*pair) for pair in read]
     db.flush()  # as autoflush would, before a statement on the session's connection
-    return list(db.connection().execute(_SUBSCRIPTIONS, {
+    return [Subscription(*row) for row in db.connection().execute(_SUBSCRIPTIONS, {
         "referring_team_id": referral.referring_team_id,
-        "receiving_organisation_id": referral.receiving_organisation_id}).all())
+        "receiving_organisation_id": referral.receiving_organisation_id})]
 
 
 def on_status_change(db: Session, referral: Referral, event: ReferralEvent) -> None:
@@ -266,7 +290,8 @@ def deliver_webhook(message: OutboxMessage, settings) -> None:
 
 def register_listener() -> None:
     """Hook into referral status changes (once, however many apps are created)."""
-    from service.referrals.hooks import STATUS_LISTENERS
+    from service.referrals.hooks import STATUS_LISTENERS, STATUS_READS
 
     if on_status_change not in STATUS_LISTENERS:
         STATUS_LISTENERS.append(on_status_change)
+    STATUS_READS[_READ_NAME] = _subscriptions_read

@@ -79,7 +79,7 @@ from service.journeys.operations import (
     owns_team,
     require_journey,
 )
-from service.referrals.hooks import notify_status_change
+from service.referrals.hooks import STATUS_READS, keep_reads, notify_status_change
 from service.scoping import (
     FULL,
     TOMBSTONE,
@@ -223,24 +223,30 @@ def _audited_row(table: sa.Table, prefix: str, source, **columns) -> sa.Insert:
 
 
 @functools.cache
-def _change_statement(columns: tuple[str, ...], activate_journey: bool,
-                      email_inboxes: bool) -> sa.Select:
+def _change_statement(columns: tuple[str, ...], activate_journey: bool, email_inboxes: bool,
+                      reads: tuple[str, ...]) -> sa.Select:
     """PostgreSQL: the conditional update, its referral event and its audit row (and the
     journey's activation on an accept, the emails to the receiving organisation's team inboxes
-    on a send) in one statement (data-modifying CTEs); the event's id, or no row when the
+    on a send) in one statement (data-modifying CTEs); one row, the event's id and what the
+    status listeners read (`reads`, service.referrals.hooks.STATUS_READS), or no row when the
     version did not match (then nothing was written)."""
     table = Referral.__table__
     changed = (sa.update(table)
                .where(table.c.id == sa.bindparam("expected_id"),
                       table.c.version == sa.bindparam("expected_version"))
                .values({name: sa.bindparam(name, type_=table.c[name].type) for name in columns})
-               .returning(table.c.id, table.c.journey_id)
+               .returning(table.c.id, table.c.journey_id, table.c.referring_team_id,
+                          table.c.receiving_organisation_id)
                .cte("changed"))
     event_table = ReferralEvent.__table__
     event = (_audited_row(event_table, "event_", changed).returning(event_table.c.id)
              .cte("event"))
     audited = _audited_row(AuditEvent.__table__, "audit_", changed).cte("audited")
-    statement = sa.select(event.c.id).add_cte(audited)
+    read_columns = [STATUS_READS[name](changed.c.referring_team_id,
+                                       changed.c.receiving_organisation_id).label(name)
+                    for name in reads]
+    statement = (sa.select(event.c.id, *read_columns).select_from(event)
+                 .join(changed, sa.true()).add_cte(audited))
     if activate_journey:
         # The journey's id is a parameter, so the planner finds it by its key (taken from the
         # changed row, the planner may scan every planned journey by status instead).
@@ -259,8 +265,9 @@ def _change(db: Session, actor: Principal | None, referral: Referral, action: st
     """A status change: the conditional update (412 when the referral changed since it was
     read), its `ReferralEvent`, its audit event, on an accept the journey's activation
     (`planned` → `active`), and with `inbox_email` (topic, subject, link_path) that email to
-    each team inbox of the receiving organisation. One statement on PostgreSQL, three to five
-    on SQLite; either way all or nothing. The returned event is what status listeners get."""
+    each team inbox of the receiving organisation. One statement on PostgreSQL, which also
+    reads what the status listeners asked for (`STATUS_READS`); three to five on SQLite; either
+    way all or nothing. The returned event is what status listeners get."""
     from_status = referral.status
     activate_journey = action == "accept"
     if db.get_bind().dialect.name != "postgresql":
@@ -278,17 +285,19 @@ def _change(db: Session, actor: Principal | None, referral: Referral, action: st
                                  reason_code, reason_text, at)
     audit_values = audit.allowed_row(actor, action, "referral", referral.id,
                                      person_id=referral.person_id)
+    reads = tuple(sorted(STATUS_READS))
     # The statement sets `values` and the two columns _if_version adds.
     statement = _change_statement(tuple(sorted({*values, "version", "flows_stale"})),
-                                  activate_journey, bool(inbox_email))
+                                  activate_journey, bool(inbox_email), reads)
     emails = ({"email_organisation_id": referral.receiving_organisation_id,
                **outbox.email_params(now=at, prefix="email_", **inbox_email)}
               if inbox_email else {})
-    event_id = _if_version(db, referral, statement, values, {
+    row = _if_version(db, referral, statement, values, {
         "now": at, "activate_journey_id": referral.journey_id, **emails,
         **_prefixed("event_", event_values), **_prefixed("audit_", audit_values)},
-        found=lambda result: result.scalar())
-    return ReferralEvent(id=event_id, **event_values)
+        found=lambda result: result.one_or_none())
+    keep_reads(db, referral.id, dict(zip(reads, row[1:], strict=True)))
+    return ReferralEvent(id=row[0], **event_values)
 
 
 def _prefixed(prefix: str, values: dict) -> dict:
