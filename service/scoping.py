@@ -14,6 +14,7 @@ Out of scope is indistinguishable from absent: callers get 404, and the refusal 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -130,10 +131,17 @@ class _ScopePlaceholders:
     organisation_id: Any
 
 
+# Adds to the referral's query (columns, joins) what an operation needs besides the referral;
+# may use the bind parameters :referral_id and :now. A module-level function, so the query is
+# built once.
+ReferralContext = Callable[[sa.Select], sa.Select]
+
+
 @functools.cache
-def _referral_access_query(vcse: bool, has_team: bool):
+def _referral_access_query(vcse: bool, has_team: bool, context: ReferralContext | None = None):
     """The referral with its access checks as columns, built once per kind of caller (every
-    referral request runs it; building the statement costs more than running it)."""
+    referral request runs it; building the statement costs more than running it); with a
+    `context`, also what the operation will need, in the same query."""
     caller = _ScopePlaceholders("vcse" if vcse else None,
                                 sa.bindparam("team_id") if has_team else None,
                                 sa.bindparam("organisation_id"))
@@ -146,12 +154,16 @@ def _referral_access_query(vcse: bool, has_team: bool):
              .where(Referral.id == sa.bindparam("referral_id")))
     if not has_team:  # deciding whether it is the referrer needs the team's organisation
         query = query.add_columns(Team).outerjoin(Team, Team.id == Referral.referring_team_id)
+    if context is not None:
+        query = context(query)
     return query
 
 
-def _referral_with_access(db: Session, actor: Principal,
-                          referral_id: int) -> tuple[Referral | None, str | None]:
-    """The referral and `referral_access` in one query (the checks are columns of the row).
+def _referral_with_access(db: Session, actor: Principal, referral_id: int,
+                          context: ReferralContext | None = None
+                          ) -> tuple[Referral | None, str | None, tuple]:
+    """The referral, `referral_access` and the context's columns in one query (the checks are
+    columns of the row).
 
     A caller without a team also gets the referring team loaded into the session.
     """
@@ -159,28 +171,42 @@ def _referral_with_access(db: Session, actor: Principal,
     params = {"referral_id": referral_id, "organisation_id": actor.organisation_id}
     if actor.team_id is not None:
         params["team_id"] = actor.team_id
-    if vcse:
+    if vcse or context is not None:
         params["now"] = clock.now()
-    row = db.exec(_referral_access_query(vcse, actor.team_id is not None), params=params).first()
+    query = _referral_access_query(vcse, actor.team_id is not None, context)
+    row = db.exec(query, params=params).first()
     if row is None:
-        return None, None
+        return None, None, ()
     referral, listed, covered = row[0], bool(row[1]), bool(row[2])
-    if actor.team_id is None and row[3] is not None:
-        # The identity map holds objects weakly: keep the team for `db.get` later in the request.
-        db.info.setdefault("stepdown.kept", []).append(row[3])
+    extra = 3
+    if actor.team_id is None:
+        extra = 4
+        if row[3] is not None:
+            # The identity map holds objects weakly: keep the team for `db.get` later on.
+            db.info.setdefault("stepdown.kept", []).append(row[3])
+    found = tuple(row[extra:])
     if not listed:
         if not vcse and person_visible(db, actor, referral.person_id):
-            return referral, FULL  # e.g. an MDT member or the flag's team
-        return referral, None
-    return referral, FULL if covered else TOMBSTONE
+            return referral, FULL, found  # e.g. an MDT member or the flag's team
+        return referral, None, found
+    return referral, FULL if covered else TOMBSTONE, found
 
 
 def require_referral(db: Session, actor: Principal, referral_id: int, action: str = "read",
                      allow_tombstone: bool = False) -> tuple[Referral, str]:
     """The referral and the caller's access level; 404 (audited) when out of scope."""
-    referral, level = _referral_with_access(db, actor, referral_id)
+    referral, level, _found = require_referral_with(db, actor, referral_id, None, action,
+                                                    allow_tombstone)
+    return referral, level
+
+
+def require_referral_with(db: Session, actor: Principal, referral_id: int,
+                          context: ReferralContext | None, action: str = "read",
+                          allow_tombstone: bool = False) -> tuple[Referral, str, tuple]:
+    """`require_referral`, and the context's columns read in the same query."""
+    referral, level, found = _referral_with_access(db, actor, referral_id, context)
     if level is None or (level == TOMBSTONE and not allow_tombstone):
         record_denied(actor, action, "referral", referral_id,
                       person_id=referral.person_id if referral is not None else None)
         raise NotFound("No such referral.")
-    return referral, level
+    return referral, level, found

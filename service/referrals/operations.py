@@ -86,6 +86,7 @@ from service.scoping import (
     _team_clause,
     consent_active_clause,
     require_referral,
+    require_referral_with,
 )
 
 REFERRER_ACTIONS = frozenset({"send", "cancel"})
@@ -459,31 +460,27 @@ def _reason_error(exc: ReasonRequired | UnknownReason) -> Invalid:
                    errors={"reason_code": [f"Choose a reason: {codes}"]})
 
 
-_SEND_CONTEXT = (
-    select(Offer, Person, Organisation,
-           consent_active_clause(Referral.person_id, Referral.receiving_organisation_id,
-                                 sa.bindparam("now")).label("consented"),
-           sa.exists().where(PersonNeed.person_id == Referral.person_id).label("has_needs"))
-    .select_from(Referral)
-    .join(Offer, Offer.id == Referral.offer_id)
-    .join(Person, Person.id == Referral.person_id)
-    .join(Organisation, Organisation.id == Referral.receiving_organisation_id)
-    .where(Referral.id == sa.bindparam("referral_id"))
-)
+def _send_context_columns(query: sa.Select) -> sa.Select:
+    """What sending needs, read with the referral (service.scoping.require_referral_with): the
+    offer, the person, the receiving organisation, whether an active consent names it and
+    whether the person has recorded needs."""
+    return (query.add_columns(
+                Offer, Person, Organisation,
+                consent_active_clause(Referral.person_id, Referral.receiving_organisation_id,
+                                      sa.bindparam("now")).label("consented"),
+                sa.exists().where(PersonNeed.person_id == Referral.person_id).label("has_needs"))
+            .join(Offer, Offer.id == Referral.offer_id)
+            .join(Person, Person.id == Referral.person_id)
+            .join(Organisation, Organisation.id == Referral.receiving_organisation_id))
 
 
-def _send_context(db: Session, referral: Referral, now: datetime) -> dict:
-    """What sending needs, in one query: the offer, the person, the receiving organisation,
-    whether an active consent names it and whether the person has recorded needs."""
-    offer, person, organisation, consented, has_needs = db.exec(
-        _SEND_CONTEXT, params={"referral_id": referral.id, "now": now}).one()
+def _send_context(found: tuple) -> dict:
+    offer, person, organisation, consented, has_needs = found
     return {"offer": offer, "person": person, "organisation": organisation,
             "consented": bool(consented), "has_needs": bool(has_needs)}
 
 
-def _send_values(db: Session, actor: Principal, referral: Referral, data: dict,
-                 now: datetime, context: dict) -> dict:
-    context.update(_send_context(db, referral, now))
+def _send_values(actor: Principal, data: dict, now: datetime, context: dict) -> dict:
     offer = context["offer"]
     if offer.status != "active":
         raise Invalid("This offer is not taking referrals.",
@@ -553,7 +550,9 @@ def act_on_referral(db: Session, actor: Principal, referral_id: int, action: str
     if action not in ACTIONS:
         raise ValueError(f"unknown referral action {action!r}")
     actor.require(perm.REFERRALS_REFER if action in REFERRER_ACTIONS else perm.REFERRALS_DECIDE)
-    referral, _level = require_referral(db, actor, referral_id, action=action)
+    referral, _level, found = require_referral_with(
+        db, actor, referral_id, _send_context_columns if action == "send" else None,
+        action=action)
     _require_side(db, actor, referral, action)
     check_version("referral", referral.id, referral.version, expected_version)
     try:
@@ -573,7 +572,8 @@ def act_on_referral(db: Session, actor: Principal, referral_id: int, action: str
                     "updated_at": now}
     context: dict = {}
     if action == "send":
-        values.update(_send_values(db, actor, referral, data, now, context))
+        context = _send_context(found)
+        values.update(_send_values(actor, data, now, context))
     elif action == "accept":
         values.update(_accept_values(data, now))
     elif action == "decline":
