@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from service.admin import operations as ops
 from service.admin.schemas import (
@@ -36,6 +35,7 @@ from service.admin.schemas import (
     UserPageSchema,
     UserSchema,
 )
+from service.api_blueprint import Blueprint
 from service.auth import permissions as perm
 from service.auth.access import requires
 from service.db import get_session

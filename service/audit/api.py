@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from service.api_blueprint import Blueprint
 from service.audit.subject_access import person_audit_trail
 from service.auth import permissions as perm
 from service.auth.access import requires

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from service import clock
+from service.api_blueprint import Blueprint
 from service.auth import permissions as perm
 from service.auth.access import requires
 from service.db import get_session

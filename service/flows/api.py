@@ -7,8 +7,8 @@ import io
 
 from flask import Response, g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from service.api_blueprint import Blueprint
 from service.auth import permissions as perm
 from service.auth.access import requires
 from service.db import get_flows_session, get_session

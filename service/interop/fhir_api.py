@@ -5,9 +5,9 @@ OperationOutcome with the HTTP status of the matching problem+json."""
 from __future__ import annotations
 
 from flask import Response, g, request
-from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
+from service.api_blueprint import Blueprint
 from service.auth import permissions as perm
 from service.auth.access import requires
 from service.db import get_session

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from service.api_blueprint import Blueprint
 from service.auth import permissions as perm
 from service.auth.access import requires
 from service.db import get_session

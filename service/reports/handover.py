@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from flask import Blueprint as FlaskBlueprint
 from flask import Response, g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlmodel import Session, select
 
 from models import Consent
 from service import clock
+from service.api_blueprint import Blueprint
 from service.audit import operations as audit
 from service.auth import permissions as perm
 from service.auth.access import requires
