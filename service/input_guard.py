@@ -35,6 +35,20 @@ def _unstorable_paths(value: Any, path: str) -> list[str]:
     return []
 
 
+def _may_hold_unstorable(body: bytes) -> bool:
+    """False when no value parsed from this JSON body can hold NUL or a lone surrogate, so the
+    walk is skipped (most bodies): it is strict UTF-8, which cannot encode a surrogate, with no
+    NUL byte and no `\\u` escape. (JSON parsing of bytes lets UTF-8-encoded surrogates through,
+    and other encodings have NUL bytes: those bodies are walked.)"""
+    if b"\\u" in body or b"\x00" in body:
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def check_request() -> None:
     found: list[str] = []
     for name, value in request.args.items(multi=True):
@@ -42,7 +56,7 @@ def check_request() -> None:
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         for name, value in request.form.items(multi=True):
             found += [name] if _UNSTORABLE.search(name + value) else []
-    elif request.is_json:
+    elif request.is_json and _may_hold_unstorable(request.get_data(cache=True)):
         found += _unstorable_paths(request.get_json(silent=True), "")
     if found:
         # Field names only: never echo the value back.

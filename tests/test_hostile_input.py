@@ -161,3 +161,17 @@ def test_a_value_the_database_refuses_is_a_422_not_a_500(app, demo, as_user, mon
     monkeypatch.setattr(operations, "list_referrals", refused)
     response = as_user("coordinator").get("/api/v1/referrals?box=outbox")
     assert response.status_code == 422 and response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("body", [
+    b'{"journey_id": 1, "offer_id": 1, "crisis_plan": "raw \xed\xa0\x80 surrogate"}',
+    '{"journey_id": 1, "offer_id": 1, "crisis_plan": "lone \\ud892"}'.encode("utf-16"),
+])
+def test_a_surrogate_sent_as_raw_bytes_is_refused_too(app, demo, as_user, body):  # noqa: ARG001
+    # No \u escape: UTF-8-encoded surrogate bytes (JSON parsing lets them through), and a
+    # UTF-16 body (JSON detects the encoding), are checked like escaped ones.
+    coordinator = as_user("coordinator")
+    response = coordinator.post("/api/v1/referrals", data=body,
+                                headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    assert set(response.get_json()["errors"]) == {"crisis_plan"}
