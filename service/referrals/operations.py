@@ -24,11 +24,11 @@ import functools
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import load_only, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
@@ -136,8 +136,9 @@ def actions_for(db: Session, actor: Principal, referral: Referral) -> list[str]:
 
 # --- helpers ----------------------------------------------------------------------------------
 
-def about_me_snapshot(person: Person) -> str | None:
-    """About me, in the person's own words, as it stands when the referral is sent."""
+def about_me_snapshot(person: Person | _SendContext) -> str | None:
+    """About me, in the person's own words, as it stands when the referral is sent (from the
+    person, or the three columns read for sending)."""
     parts = (("My strengths", person.about_strengths),
              ("What matters to me", person.about_what_matters),
              ("What helps me", person.about_what_helps))
@@ -330,12 +331,18 @@ def _open_rule_conflict() -> Conflict:
 
 # The hot paths' statements are built once, with bind parameters: building a statement costs
 # more Python than running it.
+# Only the columns creating and answering use (the person's whole row: the response shows it);
+# another attribute is loaded when something reads it.
 _REFER_CONTEXT = (select(Journey, Team, Person, Offer, Organisation)
                   .join(Team, Team.id == Journey.team_id)
                   .join(Person, Person.id == Journey.person_id)
                   .outerjoin(Offer, Offer.id == sa.bindparam("offer_id"))
                   .outerjoin(Organisation, Organisation.id == Offer.organisation_id)
-                  .where(Journey.id == sa.bindparam("journey_id")))
+                  .where(Journey.id == sa.bindparam("journey_id"))
+                  .options(load_only(Journey.person_id, Journey.team_id, Journey.status),
+                           load_only(Team.name, Team.organisation_id),
+                           load_only(Offer.name, Offer.status, Offer.organisation_id),
+                           load_only(Organisation.name, Organisation.kind)))
 
 
 def _journey_to_refer_from(db: Session, actor: Principal, journey_id: int,
@@ -462,71 +469,76 @@ def _reason_error(exc: ReasonRequired | UnknownReason) -> Invalid:
 
 def _send_context_columns(query: sa.Select) -> sa.Select:
     """What sending needs, read with the referral (service.scoping.require_referral_with): the
-    offer, the person, the receiving organisation, whether an active consent names it and
-    whether the person has recorded needs."""
+    offer's status and name, the receiving organisation's name, the person's About me, whether
+    an active consent names the organisation and whether the person has recorded needs (the
+    columns of `_SendContext`, in its order: only what is used, not the three whole rows)."""
     return (query.add_columns(
-                Offer, Person, Organisation,
+                Offer.status, Offer.name, Organisation.name, Person.about_strengths,
+                Person.about_what_matters, Person.about_what_helps,
                 consent_active_clause(Referral.person_id, Referral.receiving_organisation_id,
-                                      sa.bindparam("now")).label("consented"),
-                sa.exists().where(PersonNeed.person_id == Referral.person_id).label("has_needs"))
+                                      sa.bindparam("now")),
+                sa.exists().where(PersonNeed.person_id == Referral.person_id))
             .join(Offer, Offer.id == Referral.offer_id)
             .join(Person, Person.id == Referral.person_id)
             .join(Organisation, Organisation.id == Referral.receiving_organisation_id))
 
 
-def _send_context(found: tuple) -> dict:
-    offer, person, organisation, consented, has_needs = found
-    return {"offer": offer, "person": person, "organisation": organisation,
-            "consented": bool(consented), "has_needs": bool(has_needs)}
+class _SendContext(NamedTuple):
+    offer_status: str
+    offer_name: str
+    organisation_name: str
+    about_strengths: str | None  # the person's About me (about_me_snapshot reads these)
+    about_what_matters: str | None
+    about_what_helps: str | None
+    consented: bool
+    has_needs: bool
 
 
-def _send_values(actor: Principal, data: dict, now: datetime, context: dict) -> dict:
-    offer = context["offer"]
-    if offer.status != "active":
+def _send_values(actor: Principal, data: dict, now: datetime, context: _SendContext) -> dict:
+    if context.offer_status != "active":
         raise Invalid("This offer is not taking referrals.",
                       errors={"offer_id": ["This offer is not taking referrals now"]})
     basis = data.get("alternative_basis")
     if basis:
         # Sharing without consent has a permission of its own, checked here on the server.
         actor.require(perm.SHARE_WITHOUT_CONSENT)
-    elif not context["consented"]:
+    elif not context.consented:
         raise Invalid(
             "No active consent names the receiving organisation.",
             errors={"consent": ["Record the person's consent to share with "
-                                f"{context['organisation'].name}, "
+                                f"{context.organisation_name}, "
                                 "or give an alternative lawful basis"]})
-    person = context["person"]
-    return {"sent_at": now, "about_me": about_me_snapshot(person),
+    return {"sent_at": now, "about_me": about_me_snapshot(context),
             "alternative_basis": basis or None,
             "alternative_justification": data.get("alternative_justification") if basis else None}
 
 
-
-
-def _after_send(db: Session, actor: Principal, referral: Referral, context: dict) -> None:
-    organisation = context["organisation"]
+def _after_send(db: Session, actor: Principal, referral: Referral,
+                context: _SendContext) -> None:
+    organisation_name = context.organisation_name
     if referral.alternative_basis:
         audit.record(db, actor, "share-without-consent", "referral", referral.id,
                      person_id=referral.person_id)
         _raise_flag(db, trigger="lawful-basis-review",
                     journey=db.get(Journey, referral.journey_id), referral=referral,
                     urgency="routine",
-                    description=f"Sent to {organisation.name} without consent, on the "
+                    description=f"Sent to {organisation_name} without consent, on the "
                                 f"{referral.alternative_basis} basis: review the decision.")
     needs = db.exec(select(PersonNeed.responsibility_code)
                     .where(PersonNeed.person_id == referral.person_id)).all() \
-        if context["has_needs"] else []
+        if context.has_needs else []
     if needs:
         statutory_only = db.exec(select(Responsibility.code)
                                  .where(Responsibility.scope == "statutory-only")).all()
         holds = db.exec(select(OrganisationResponsibility.responsibility_code)
-                        .where(OrganisationResponsibility.organisation_id == organisation.id)).all()
+                        .where(OrganisationResponsibility.organisation_id
+                               == referral.receiving_organisation_id)).all()
         gap = responsibility_gap(needs, statutory_only, holds)
         if gap:
             _raise_flag(db, trigger="responsibility-gap",
                         journey=db.get(Journey, referral.journey_id), referral=referral,
                         urgency="routine",
-                        description=f"{organisation.name} does not hold: "
+                        description=f"{organisation_name} does not hold: "
                                     f"{', '.join(sorted(gap))}. The statutory team keeps these.")
 
 
@@ -570,9 +582,9 @@ def act_on_referral(db: Session, actor: Principal, referral_id: int, action: str
     now = clock.now()
     values: dict = {"status": to_status, "reason_code": reason_code, "reason_text": reason_text,
                     "updated_at": now}
-    context: dict = {}
+    context = None
     if action == "send":
-        context = _send_context(found)
+        context = _SendContext(*found)
         values.update(_send_values(actor, data, now, context))
     elif action == "accept":
         values.update(_accept_values(data, now))
@@ -586,7 +598,7 @@ def act_on_referral(db: Session, actor: Principal, referral_id: int, action: str
     inbox_email = None
     if action == "send":  # to the receiving organisation's team inboxes
         inbox_email = {"topic": "referral.sent",
-                       "subject": f"New referral to {context['offer'].name}",
+                       "subject": f"New referral to {context.offer_name}",
                        "link_path": f"/referrals/{referral.id}"}
     event = _change(db, actor, referral, action, to_status, reason_code, reason_text, now,
                     values, inbox_email)
