@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import load_only, make_transient_to_detached
+from sqlalchemy.orm import defer, load_only, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
@@ -467,12 +467,19 @@ def _reason_error(exc: ReasonRequired | UnknownReason) -> Invalid:
                    errors={"reason_code": [f"Choose a reason: {codes}"]})
 
 
+def _action_columns(query: sa.Select) -> sa.Select:
+    """A lifecycle action reads the referral without its handover texts (up to ~28,000
+    characters, never used by an action or its answer; loaded if something reads them)."""
+    return query.options(defer(Referral.about_me),
+                         *(defer(getattr(Referral, name)) for name in HANDOVER_FIELDS))
+
+
 def _send_context_columns(query: sa.Select) -> sa.Select:
     """What sending needs, read with the referral (service.scoping.require_referral_with): the
     offer's status and name, the receiving organisation's name, the person's About me, whether
     an active consent names the organisation and whether the person has recorded needs (the
     columns of `_SendContext`, in its order: only what is used, not the three whole rows)."""
-    return (query.add_columns(
+    return (_action_columns(query).add_columns(
                 Offer.status, Offer.name, Organisation.name, Person.about_strengths,
                 Person.about_what_matters, Person.about_what_helps,
                 consent_active_clause(Referral.person_id, Referral.receiving_organisation_id,
@@ -563,7 +570,7 @@ def act_on_referral(db: Session, actor: Principal, referral_id: int, action: str
         raise ValueError(f"unknown referral action {action!r}")
     actor.require(perm.REFERRALS_REFER if action in REFERRER_ACTIONS else perm.REFERRALS_DECIDE)
     referral, _level, found = require_referral_with(
-        db, actor, referral_id, _send_context_columns if action == "send" else None,
+        db, actor, referral_id, _send_context_columns if action == "send" else _action_columns,
         action=action)
     _require_side(db, actor, referral, action)
     check_version("referral", referral.id, referral.version, expected_version)
