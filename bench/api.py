@@ -23,8 +23,8 @@ target, met) for `bench.report`'s table, where it also records them.
 Everything is bounded in count and time and talks to 127.0.0.1 only. Settings (environment):
 BENCH_DATABASE_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/stepdown_bench — the
 database is created if missing and its tables are rebuilt), BENCH_WORKERS (default: what
-gunicorn.conf.py chooses for this machine), BENCH_CLIENTS (8), BENCH_REFERRALS (1500),
-BENCH_CEILING_REQUESTS (3000), BENCH_INBOX_ROWS (100000), BENCH_INBOX_REQUESTS (400),
+gunicorn.conf.py chooses for this machine), BENCH_CLIENTS (8), BENCH_REFERRALS (6000),
+BENCH_CEILING_REQUESTS (15000), BENCH_INBOX_ROWS (100000), BENCH_INBOX_REQUESTS (400),
 BENCH_PHASE_SECONDS (90), BENCH_FIXED_RATE (50 requests/s), BENCH_FIXED_SECONDS (30),
 BENCH_APP_PORT (8765), BENCH_CEILING_PORT (8766).
 """
@@ -66,6 +66,9 @@ HANDOVER = {
     "contact_out_of_hours": "Crisis line 0800 000 0000",
 }
 TARGET_RATIO = 0.35
+# Requests before a throughput phase counts: enough for every worker to have built and compiled
+# each statement and for psycopg to have prepared it (after its fifth use on a connection).
+WARM_UP = 100
 TARGET_INBOX_P95_MS = 50.0
 
 
@@ -92,8 +95,8 @@ class Settings:
                              "postgresql+psycopg://postgres@127.0.0.1:5432/stepdown_bench"),
             workers=int(env("BENCH_WORKERS")) if env("BENCH_WORKERS") else None,
             clients=int(env("BENCH_CLIENTS", "8")),
-            referrals=int(env("BENCH_REFERRALS", "1500")),
-            ceiling_requests=int(env("BENCH_CEILING_REQUESTS", "3000")),
+            referrals=int(env("BENCH_REFERRALS", "6000")),
+            ceiling_requests=int(env("BENCH_CEILING_REQUESTS", "15000")),
             inbox_rows=int(env("BENCH_INBOX_ROWS", "100000")),
             inbox_requests=int(env("BENCH_INBOX_REQUESTS", "400")),
             phase_seconds=float(env("BENCH_PHASE_SECONDS", "90")),
@@ -428,7 +431,7 @@ def bench_ceiling(settings: Settings, label: str) -> Result:
                                        {"n": i, "note": "one insert"})
         return [(status, seconds, 201)]
 
-    run("warm-up", list(range(50)), one, settings.clients, 30)
+    run("warm-up", list(range(WARM_UP)), one, settings.clients, 30)
     return run(label, list(range(settings.ceiling_requests)), one, settings.clients,
                settings.phase_seconds)
 
@@ -456,8 +459,8 @@ def bench_create_and_send(settings: Settings, ids: dict, journeys: list[int], se
         return [(status, t1, 201), (status2, t2, 200)]
 
     if warm_up:
-        run("warm-up", journeys[:20], one, settings.clients, 30)
-        journeys = journeys[20:]
+        run("warm-up", journeys[:WARM_UP // 2], one, settings.clients, 30)
+        journeys = journeys[WARM_UP // 2:]
     return run(label, journeys, one, settings.clients, settings.phase_seconds,
                rate / 2 if rate else None)
 
@@ -473,8 +476,8 @@ def bench_accept(settings: Settings, sent: list[int], label: str, rate: float | 
         return [(status, seconds, 200)]
 
     if warm_up:
-        run("warm-up", sent[:20], one, settings.clients, 30)
-        sent = sent[20:]
+        run("warm-up", sent[:WARM_UP], one, settings.clients, 30)
+        sent = sent[WARM_UP:]
     return run(label, sent, one, settings.clients, settings.phase_seconds, rate)
 
 
