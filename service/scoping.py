@@ -152,7 +152,9 @@ def _referral_access_query(vcse: bool, has_team: bool, context: ReferralContext 
     query = (select(Referral, visible_referrals_clause(caller).label("listed"),
                     covered.label("covered"))
              .where(Referral.id == sa.bindparam("referral_id")))
-    if not has_team:  # deciding whether it is the referrer needs the team's organisation
+    if not has_team and not vcse:
+        # Deciding whether a statutory caller without a team is the referrer needs the team's
+        # organisation (a VCSE caller never is: it cannot refer).
         query = query.add_columns(Team).outerjoin(Team, Team.id == Referral.referring_team_id)
     if context is not None:
         query = context(query)
@@ -179,7 +181,7 @@ def _referral_with_access(db: Session, actor: Principal, referral_id: int,
         return None, None, ()
     referral, listed, covered = row[0], bool(row[1]), bool(row[2])
     extra = 3
-    if actor.team_id is None:
+    if actor.team_id is None and not vcse:
         extra = 4
         if row[3] is not None:
             # The identity map holds objects weakly: keep the team for `db.get` later on.
