@@ -238,7 +238,7 @@ def test_the_database_going_away_gives_503_and_the_service_recovers(proxied_app)
                                     auth=("demo-epr", "demo-epr-secret"))
     assert bearer.status_code == 503 and bearer.mimetype == "application/problem+json"
 
-    proxy.restore()  # no restart: the pool notices its dead connections (pre-ping)
+    proxy.restore()  # no restart: the pool replaced its dead connections
     assert coordinator.get("/readyz").status_code == 200
     assert coordinator.get("/api/v1/referrals?box=outbox").status_code == 200
     token = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials"},
@@ -305,43 +305,51 @@ def _drop_pooled_connection(engine: sa.Engine, database_url: str) -> None:
         other.dispose()
 
 
-@pytest.mark.postgres
-def test_a_connection_dropped_while_idle_in_the_pool_is_replaced_before_use(
-        app, app_config, demo, database_url):  # noqa: ARG001
-    pooled = create_app({**app_config, "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0,
-                         "DB_PING_AFTER_IDLE_MS": 50})
-    pooled.config["TESTING"] = True
-    engine = pooled.extensions["stepdown.engine"]
-    try:
+_OUTBOX = "/api/v1/referrals?box=outbox"
+
+
+@pytest.fixture
+def one_connection_app(app, app_config, demo, database_url):  # noqa: ARG001 - demo data first
+    """make(idle_ms): a coordinator's client of an app whose pool holds one connection, pinged
+    when idle longer than idle_ms, which has served a request; and drop(), which ends that
+    connection's backend without the pool noticing."""
+    made = []
+
+    def make(idle_ms: int):
+        pooled = create_app({**app_config, "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0,
+                             "DB_PING_AFTER_IDLE_MS": idle_ms})
+        pooled.config["TESTING"] = True
+        made.append(pooled)
         coordinator = signed_in_client(pooled, "coordinator@demo.stepdown.test")
-        assert coordinator.get("/api/v1/referrals?box=outbox").status_code == 200
-        _drop_pooled_connection(engine, database_url)
-        time.sleep(0.2)  # idle longer than DB_PING_AFTER_IDLE_MS: pinged, found dead, replaced
-        assert coordinator.get("/api/v1/referrals?box=outbox").status_code == 200
-    finally:
-        engine.dispose()
+        assert coordinator.get(_OUTBOX).status_code == 200
+        engine = pooled.extensions["stepdown.engine"]
+        return coordinator, lambda: _drop_pooled_connection(engine, database_url)
+
+    yield make
+    for pooled in made:
+        pooled.extensions["stepdown.engine"].dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_while_idle_in_the_pool_is_replaced_before_use(one_connection_app):
+    coordinator, drop = one_connection_app(50)
+    drop()
+    time.sleep(0.2)  # idle longer than DB_PING_AFTER_IDLE_MS: pinged, found dead, replaced
+    assert coordinator.get(_OUTBOX).status_code == 200
 
 
 @pytest.mark.postgres
 def test_a_connection_dropped_moments_after_use_costs_one_503_then_the_pool_is_renewed(
-        app, app_config, demo, database_url):  # noqa: ARG001
+        one_connection_app):
     # Within DB_PING_AFTER_IDLE_MS nothing pings (a round trip saved on every busy request):
     # the request that meets the dead connection is answered 503 like any database outage,
     # and the pool replaces its connections, so the next request works without a restart.
-    pooled = create_app({**app_config, "DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0,
-                         "DB_PING_AFTER_IDLE_MS": 60_000})
-    pooled.config["TESTING"] = True
-    engine = pooled.extensions["stepdown.engine"]
-    try:
-        coordinator = signed_in_client(pooled, "coordinator@demo.stepdown.test")
-        assert coordinator.get("/api/v1/referrals?box=outbox").status_code == 200
-        _drop_pooled_connection(engine, database_url)
-        failed = coordinator.get("/api/v1/referrals?box=outbox")
-        assert failed.status_code == 503 and failed.headers["Retry-After"]
-        assert failed.mimetype == "application/problem+json"
-        assert coordinator.get("/api/v1/referrals?box=outbox").status_code == 200
-    finally:
-        engine.dispose()
+    coordinator, drop = one_connection_app(60_000)
+    drop()
+    failed = coordinator.get(_OUTBOX)
+    assert failed.status_code == 503 and failed.headers["Retry-After"]
+    assert failed.mimetype == "application/problem+json"
+    assert coordinator.get(_OUTBOX).status_code == 200
 
 
 @pytest.mark.postgres
