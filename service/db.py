@@ -40,8 +40,6 @@ def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
             )),
         }
     engine = sa.create_engine(url, **kwargs)
-    if not url.startswith("sqlite"):
-        _ping_when_idle(engine, settings.DB_PING_AFTER_IDLE_MS / 1000)
     if url.startswith("sqlite"):
 
         @sa.event.listens_for(engine, "connect")
@@ -52,6 +50,8 @@ def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+    else:
+        _ping_when_idle(engine, settings.DB_PING_AFTER_IDLE_MS / 1000)
     return engine
 
 
