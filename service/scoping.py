@@ -137,6 +137,13 @@ class _ScopePlaceholders:
 ReferralContext = Callable[[sa.Select], sa.Select]
 
 
+def _reads_referring_team(vcse: bool, has_team: bool) -> bool:
+    """Whether the referral's access query also reads the referring team (its 4th column):
+    deciding whether a statutory caller without a team is the referrer needs the team's
+    organisation (a VCSE caller never is: it cannot refer)."""
+    return not has_team and not vcse
+
+
 @functools.cache
 def _referral_access_query(vcse: bool, has_team: bool, context: ReferralContext | None = None):
     """The referral with its access checks as columns, built once per kind of caller (every
@@ -152,9 +159,7 @@ def _referral_access_query(vcse: bool, has_team: bool, context: ReferralContext 
     query = (select(Referral, visible_referrals_clause(caller).label("listed"),
                     covered.label("covered"))
              .where(Referral.id == sa.bindparam("referral_id")))
-    if not has_team and not vcse:
-        # Deciding whether a statutory caller without a team is the referrer needs the team's
-        # organisation (a VCSE caller never is: it cannot refer).
+    if _reads_referring_team(vcse, has_team):
         query = query.add_columns(Team).outerjoin(Team, Team.id == Referral.referring_team_id)
     if context is not None:
         query = context(query)
@@ -181,7 +186,7 @@ def _referral_with_access(db: Session, actor: Principal, referral_id: int,
         return None, None, ()
     referral, listed, covered = row[0], bool(row[1]), bool(row[2])
     extra = 3
-    if actor.team_id is None and not vcse:
+    if _reads_referring_team(vcse, actor.team_id is not None):
         extra = 4
         if row[3] is not None:
             # The identity map holds objects weakly: keep the team for `db.get` later on.
